@@ -1,0 +1,84 @@
+# -*- test-case-name: tests.test_errors -*-
+"""
+Exceptions that carry the SIP status to answer with.
+
+Every error the core raises because of what a peer sent is a L{SIPError}: the
+transport or UAS core turns it into a response with that status and reason
+phrase (or drops the message and logs it when no response can be addressed).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sipevents.message import Message
+
+
+class SIPError(Exception):
+    """
+    A failure that maps onto a SIP final response.
+
+    @ivar status: the status code to answer with, e.g. C{400}.
+    @ivar reason: the reason phrase, which should say what was wrong.
+    @ivar headers: extra header fields for the response, e.g.
+        C{[("Min-Expires", "60")]} for a 423 or C{[("Unsupported", "foo")]}
+        for a 420.
+    """
+
+    status: int = 500
+    defaultReason: str = "Server Internal Error"
+
+    def __init__(
+        self,
+        reason: str | None = None,
+        status: int | None = None,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> None:
+        self.status = self.status if status is None else status
+        self.reason = self.defaultReason if reason is None else reason
+        self.headers = list(headers or ())
+        super().__init__(self.status, self.reason)
+
+    def __str__(self) -> str:
+        return f"{self.status} {self.reason}"
+
+
+class ParseError(SIPError):
+    """
+    The bytes are not a well-formed SIP message (RFC 3261 section 25), or a
+    typed header view could not parse its value.
+
+    This is the only exception that L{sipevents.parser} raises for bad input.
+
+    @ivar partial: as much of the message as could be read, when the start
+        line and header section could be split (so that a 400 can be addressed
+        from its Via, From, To, Call-ID and CSeq); otherwise C{None}.
+    @ivar fatal: for stream transports, C{True} when message framing is lost
+        and the connection must be closed.
+    """
+
+    status = 400
+    defaultReason = "Bad Request"
+
+    def __init__(
+        self,
+        reason: str | None = None,
+        status: int | None = None,
+        headers: list[tuple[str, str]] | None = None,
+        partial: Message | None = None,
+        fatal: bool = False,
+    ) -> None:
+        super().__init__(reason, status, headers)
+        self.partial = partial
+        self.fatal = fatal
+
+
+class MessageTooLarge(ParseError):
+    """
+    The message is over the configured size, header count or line length
+    (RFC 3261 section 18.1.1 and 20.14; answered with 513).
+    """
+
+    status = 513
+    defaultReason = "Message Too Large"

@@ -1,0 +1,3 @@
+"""
+Tests for L{sipevents}, run with C{python -m twisted.trial tests}.
+"""

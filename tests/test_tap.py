@@ -1,0 +1,261 @@
+# -*- test-case-name: tests.test_tap -*-
+"""
+Tests for L{sipevents.tap} and the C{twistd sipevents} plugin.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from twisted.application.service import IServiceMaker
+from twisted.internet.testing import MemoryReactorClock
+from twisted.plugin import getPlugins
+from twisted.python.usage import UsageError
+from twisted.trial.unittest import SynchronousTestCase
+
+from sipevents.config import DEFAULT_LIMITS, DEFAULT_TIMERS, TimerConfig
+from sipevents.service import SIPEventsService
+from sipevents.tap import DEFAULT_LISTEN, Options, makeService
+
+#: The checkout, whose C{twisted/plugins} holds the dropin.
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def parse(*argv: str) -> Options:
+    """
+    Parse C{argv} with a new L{Options}.
+    """
+    options = Options()
+    options.parseOptions(list(argv))
+    return options
+
+
+class OptionsTests(SynchronousTestCase):
+    """
+    L{Options} parses and checks the command line.
+    """
+
+    def test_defaults(self) -> None:
+        """
+        Without options the server listens on UDP and TCP port 5060 of the
+        loopback interface, with the RFC 3261 timer defaults (section
+        17.1.1.1) and the default limits.
+        """
+        options = parse()
+        self.assertEqual(
+            options["listen"],
+            ["udp:5060:interface=127.0.0.1", "tcp:5060:interface=127.0.0.1"],
+        )
+        self.assertEqual(options.timers(), DEFAULT_TIMERS)
+        self.assertEqual(options.limits(), DEFAULT_LIMITS)
+        self.assertEqual(list(DEFAULT_LISTEN), options["listen"])
+
+    def test_listenRepeatable(self) -> None:
+        """
+        C{--listen} (or C{-l}) may be given several times and replaces the
+        defaults; C{tls:} is accepted as Twisted's C{ssl:}.
+        """
+        options = parse(
+            "--listen", "udp:0:interface=127.0.0.1", "-l", "tcp:0:interface=127.0.0.1"
+        )
+        self.assertEqual(
+            options["listen"],
+            ["udp:0:interface=127.0.0.1", "tcp:0:interface=127.0.0.1"],
+        )
+
+    def test_listenIPv6(self) -> None:
+        """
+        An IPv6 interface is written escaped, as in Twisted endpoint strings.
+        """
+        options = parse("--listen", "udp:5060:interface=\\:\\:1")
+        self.assertEqual(options["listen"], ["udp:5060:interface=\\:\\:1"])
+
+    def test_badListen(self) -> None:
+        """
+        Descriptions that cannot be listened on are usage errors naming the
+        description: an unknown type, a bad port, an unknown option, and a
+        TLS description whose certificate file is missing.
+        """
+        for description in [
+            "sctp:5060",
+            "5060",
+            "udp:http",
+            "udp:5060:color=blue",
+            "udp:99999",
+            "tcp:abc",
+            "tcp:5060:color=blue",
+            "tls:5061:privateKey=/nonexistent/key.pem",
+        ]:
+            error = self.assertRaises(UsageError, parse, "--listen", description)
+            self.assertIn(description, str(error))
+
+    def test_timers(self) -> None:
+        """
+        C{--t1}, C{--t2} and C{--t4} set the timer values (RFC 3261 section
+        17.1.1.1), fractions allowed.
+        """
+        options = parse("--t1", "0.1", "--t2", "2", "--t4", "2.5")
+        self.assertEqual(options.timers(), TimerConfig(T1=0.1, T2=2.0, T4=2.5))
+
+    def test_badTimers(self) -> None:
+        """
+        Timers must be numbers above zero, and T2 (the retransmission cap,
+        RFC 3261 section 17.1.2.2) not below T1.
+        """
+        for argv in [
+            ("--t1", "fast"),
+            ("--t1", "0"),
+            ("--t2", "-1"),
+            ("--t4", "nan"),
+            ("--t4", "inf"),
+            ("--t1", "5", "--t2", "4"),
+        ]:
+            self.assertRaises(UsageError, parse, *argv)
+
+    def test_limits(self) -> None:
+        """
+        C{--max-message-size}, C{--max-connections} and C{--idle-timeout}
+        are taken.
+        """
+        options = parse(
+            "--max-message-size",
+            "4096",
+            "--max-connections",
+            "10",
+            "--idle-timeout",
+            "30.5",
+        )
+        self.assertEqual(options.limits().maxMessageSize, 4096)
+        self.assertEqual(options["max-connections"], 10)
+        self.assertEqual(options["idle-timeout"], 30.5)
+
+    def test_badLimits(self) -> None:
+        """
+        Sizes and counts must be whole numbers above zero, a message size
+        at least 1024 bytes, and the idle timeout a number above zero.
+        """
+        for argv in [
+            ("--max-message-size", "big"),
+            ("--max-message-size", "100"),
+            ("--max-message-size", "4096.5"),
+            ("--max-connections", "0"),
+            ("--max-connections", "-3"),
+            ("--idle-timeout", "soon"),
+            ("--idle-timeout", "0"),
+        ]:
+            self.assertRaises(UsageError, parse, *argv)
+
+    def test_unknownOption(self) -> None:
+        """
+        An unknown option is a usage error.
+        """
+        self.assertRaises(UsageError, parse, "--port", "5060")
+
+    def test_helpExplainsEveryOption(self) -> None:
+        """
+        C{--help} lists every option with a sentence of explanation.
+        """
+        usage = str(Options())
+        for name in [
+            "--listen",
+            "--t1",
+            "--t2",
+            "--t4",
+            "--max-message-size",
+            "--max-connections",
+            "--idle-timeout",
+        ]:
+            self.assertIn(name + "=", usage)
+        for _, _, _, doc, *_ in Options.optParameters:
+            self.assertGreater(len(doc.split()), 8)
+        self.assertIn("udp:PORT[:interface=HOST]", usage)
+        self.assertIn("[default:", usage)
+
+
+class MakeServiceTests(SynchronousTestCase):
+    """
+    L{makeService} builds the service the options describe.
+    """
+
+    def test_makeService(self) -> None:
+        """
+        The service listens where the options say, and its user agent and
+        transport layer use the timers and limits chosen.
+        """
+        reactor = MemoryReactorClock()
+        options = parse(
+            "--listen",
+            "tcp:0:interface=127.0.0.1",
+            "--t1",
+            "0.25",
+            "--max-message-size",
+            "2048",
+            "--max-connections",
+            "7",
+            "--idle-timeout",
+            "9",
+        )
+        service = makeService(options, reactor=reactor)
+        self.assertIsInstance(service, SIPEventsService)
+        self.assertEqual(service.descriptions, ["tcp:0:interface=127.0.0.1"])
+        self.assertIs(service.reactor, reactor)
+        self.assertEqual(service.userAgent.timers.T1, 0.25)
+        self.assertEqual(service.userAgent.transactions.timers.T1, 0.25)
+        self.assertEqual(service.transportLayer.limits.maxMessageSize, 2048)
+        self.assertEqual(service.transportLayer.maxConnections, 7)
+        self.assertEqual(service.transportLayer.idleTimeout, 9.0)
+
+    def test_makeServiceDefaults(self) -> None:
+        """
+        Without C{--listen}, the service listens on the default
+        descriptions.
+        """
+        service = makeService(parse(), reactor=MemoryReactorClock())
+        self.assertEqual(service.descriptions, list(DEFAULT_LISTEN))
+
+
+class PluginTests(SynchronousTestCase):
+    """
+    The C{twistd sipevents} plugin.
+    """
+
+    def test_pluginFound(self) -> None:
+        """
+        Twisted's plugin system finds a service maker named C{sipevents}
+        whose options are L{Options}.
+        """
+        makers = {maker.tapname: maker for maker in getPlugins(IServiceMaker)}
+        maker = makers["sipevents"]
+        self.assertIs(maker.options, Options)
+        self.assertIs(maker.makeService, makeService)
+        self.assertTrue(maker.description)
+
+    def test_twistdHelp(self) -> None:
+        """
+        C{twistd -n sipevents --help} runs and shows our options.
+        """
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+        )
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from twisted.scripts.twistd import run; run()",
+                "-n",
+                "sipevents",
+                "--help",
+            ],
+            cwd=str(ROOT),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("--listen=", result.stdout)
+        self.assertIn("sipevents", result.stdout)

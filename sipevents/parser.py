@@ -24,14 +24,30 @@ What is checked when a message is parsed, and what is left for later:
     header fields survive verbatim. CR and LF may only appear as the CRLF
     that ends a line.
   - The header fields every message needs (RFC 3261 section 8.1.1): Via,
-    From, To, Call-ID and CSeq must be present and parse, From, To, Call-ID,
-    CSeq, Max-Forwards and Content-Length may appear once only, the CSeq
-    method must be the request method (RFC 4475 section 3.1.2.17), and
-    Max-Forwards and Content-Length must parse. These typed values are kept
-    in the message's typed-view cache, so C{message.vias} or
-    C{message.cseq} costs nothing afterwards.
+    From, To, Call-ID and CSeq must be present and well-formed; From, To,
+    Call-ID, CSeq, Max-Forwards and Content-Length may appear once only;
+    the CSeq method must be the request method (RFC 4475 section 3.1.2.17);
+    Max-Forwards and Content-Length must be in range. Common forms of these
+    values are checked by quick patterns, each accepting a strict subset of
+    what the typed parsers of L{sipevents.headers} accept; anything else
+    goes through the typed parser itself, whose result is kept in the
+    message's typed-view cache. Either way, a message that parsed never has
+    a C{vias}, C{fromAddr}, C{toAddr}, C{callId}, C{cseq}, C{maxForwards}
+    or C{contentLength} view that raises.
   - Every other header field is validated lazily, by the typed views of
     L{sipevents.message.Message}, when it is used.
+
+A partial message is what could be read: the start line (for a request
+whose Request-URI did not parse, C{AbsoluteURI("invalid", "")} stands in
+for it; a response whose status code is unusable gives no partial) and
+every header field line that had a name and a colon, verbatim. Its typed
+views are unchecked and may raise, as may the repeated fields of a message
+refused for repeating them.
+
+Speed: the header section is decoded once and split with C{str} methods,
+not character by character; header names and whole header lines that recur
+from message to message (all but Via, From, To, Call-ID and CSeq) are
+remembered in bounded caches.
 
 Choices made where RFC 4475 leaves one (each is tested in
 C{tests.test_rfc4475}):
@@ -58,8 +74,16 @@ C{tests.test_rfc4475}):
     stream they lose the framing (C{mcl01}); repeated identical values are
     accepted and only the first field is kept.
   - Header fields nobody checks eagerly are kept even when malformed, such
-    as a Date in a non-GMT zone (C{baddate}).
-  - Lines must end with CRLF; a bare CR or LF is a 400.
+    as a Date in a non-GMT zone (C{baddate}, accepted) or a Contact URI
+    with headers outside angle brackets (C{regbadct}: the message parses,
+    and C{message.contacts} raises, for the UAS to answer 400).
+  - A branch that is only the magic cookie is accepted (C{badbranch}); the
+    transaction layer decides what to make of it.
+  - The empty line after the header section is required, even at the end
+    of a datagram (RFC 3261 section 7); lines must end with CRLF, and a
+    bare CR or LF is a 400.
+  - A datagram holding only CRLFs is a L{ParseError} ("Empty message") with
+    no partial: there is nothing to answer.
 """
 
 from __future__ import annotations
@@ -76,6 +100,7 @@ from sipevents.uri import SIPURI, URI, AbsoluteURI, parseURI
 __all__ = [
     "KNOWN_METHODS",
     "KeepAlive",
+    "StreamItem",
     "StreamParser",
     "parseMessage",
 ]
@@ -130,9 +155,11 @@ _METHOD = re.compile(_TOKEN.encode("ascii"))
 _HEADER_NAME = re.compile(_TOKEN)
 # SIP-Version = "SIP" "/" 1*DIGIT "." 1*DIGIT, case-insensitive (section 25.1).
 _SIP_VERSION = re.compile(rb"SIP/[0-9]+\.[0-9]+", re.IGNORECASE)
-# A folded line: the line break and the white space around it become one SP
-# (RFC 3261 section 7.3.1).
-_FOLD = re.compile(r"[ \t]*\r\n[ \t]+")
+# A line break and the white space after it, which join a continuation line
+# to the one before (RFC 3261 section 7.3.1). White space before the break
+# stays: all LWS means one SP anyway, and matching it too would make the
+# search quadratic on long runs of spaces.
+_FOLD = re.compile(r"\r\n[ \t]+")
 
 # Quick checks of the common forms of the header fields validated on
 # arrival. Each accepts a strict subset of what the typed parsers of
@@ -202,10 +229,22 @@ _SPELLING: Final = {
 }
 
 # Header name as written, with any white space before the colon -> (lookup
-# key, name without that white space, whether it is checked on arrival).
-# Only tokens get in, so a hit is also a syntax check.
-_nameCache: dict[str, tuple[str, str, bool]] = {}
+# key, name without that white space, whether it is checked on arrival,
+# whether its lines go in _lineCache). Only tokens get in, so a hit is also
+# a syntax check.
+_nameCache: dict[str, tuple[str, str, bool, bool]] = {}
 _NAME_CACHE_SIZE: Final = 4096
+
+# Whole header lines -> (field, whether it is checked on arrival). Many
+# lines repeat from message to message (Max-Forwards: 70, Content-Length: 0,
+# User-Agent, Allow, Supported, Accept, Event ...); a hit skips splitting
+# the line again, and field tuples are immutable, so messages can share
+# them. The fields that change with every transaction or dialog stay out.
+# Bounded: cleared when full, long lines skipped.
+_lineCache: dict[str, tuple[tuple[str, str, str], bool]] = {}
+_LINE_CACHE_SIZE: Final = 2048
+_LINE_CACHE_KEY_LIMIT: Final = 200
+_VOLATILE: Final = frozenset({"via", "from", "to", "call-id", "cseq"})
 
 # Methods as they come off the wire, already checked and decoded.
 _methodCache: dict[bytes, str] = {m.encode("ascii"): m for m in KNOWN_METHODS}
@@ -229,7 +268,7 @@ def _clip(reason: str) -> str:
     return reason[: _MAX_REASON - 3] + "..."
 
 
-def _checkName(raw: str) -> tuple[str, str, bool] | None:
+def _checkName(raw: str) -> tuple[str, str, bool, bool] | None:
     """
     Validate a header name as written before the colon (HCOLON allows
     C{*(SP / HTAB)} before it; RFC 3261 section 25.1) and remember it.
@@ -241,7 +280,7 @@ def _checkName(raw: str) -> tuple[str, str, bool] | None:
     if _HEADER_NAME.fullmatch(name) is None:
         return None
     key = headerKey(name)
-    entry = (key, name, key in _SPELLING)
+    entry = (key, name, key in _SPELLING, key not in _VOLATILE)
     if len(_nameCache) < _NAME_CACHE_SIZE:
         _nameCache[raw] = entry
     return entry
@@ -258,9 +297,13 @@ def _makeHeaders(fields: list[_Field]) -> Headers:
     """
     Wrap already-keyed fields in a L{Headers} without keying them again.
     """
-    headers = Headers()
+    headers = _newHeaders(Headers)
     headers._fields = fields
+    headers._cache = None
     return headers
+
+
+_newHeaders = Headers.__new__
 
 
 def _versionError(version: bytes) -> ParseError | None:
@@ -277,7 +320,7 @@ def _versionError(version: bytes) -> ParseError | None:
 
 
 def _parseRequestLine(
-    line: bytes, headers: Headers
+    line: bytes, headers: Headers, readURI: bool = True
 ) -> tuple[Request, ParseError | None]:
     """
     Read C{Method SP Request-URI SP SIP-Version} (RFC 3261 section 7.1):
@@ -285,6 +328,8 @@ def _parseRequestLine(
     3.1.2.10), a Request-URI without enclosing angle brackets (3.1.2.7) or
     headers (RFC 3261 section 19.1.1, RFC 4475 section 3.1.2.11).
 
+    @param readURI: whether to parse the Request-URI, rather than leave
+        L{_INVALID_URI} in its place.
     @return: the request (with a best-effort method and Request-URI when the
         line is bad) and the first error.
     """
@@ -312,7 +357,8 @@ def _parseRequestLine(
         error = versionError
     uri: URI = _INVALID_URI
     try:
-        uri = parseURI(rawURI.decode("utf-8", "surrogateescape"))
+        if readURI:
+            uri = parseURI(rawURI.decode("utf-8", "surrogateescape"))
     except ParseError as e:
         if error is None:
             error = ParseError(_clip(f"Bad Request-URI: {e.reason}"))
@@ -467,20 +513,22 @@ def _validate(
     return None
 
 
-def _parseHead(head: bytes, limits: Limits, unfold: bool = False) -> _Head:
+def _parseHead(
+    data: bytes, start: int, end: int, limits: Limits, unfold: bool = False
+) -> _Head:
     """
     Read a start line and a header section (RFC 3261 sections 7 and 7.3.1).
 
-    @param head: the octets from the start line up to, not including, the
-        CRLF CRLF that ends the header section.
+    @param data: holds, from C{start} up to C{end}, the start line and the
+        header section without the CRLF CRLF that ends it.
     @param unfold: whether to unfold continuation lines first; the first
         pass assumes there are none, and starts over when it meets one.
     """
-    nl = head.find(b"\r\n")
+    nl = data.find(b"\r\n", start, end)
     if nl < 0:
-        startLine, block = head, b""
+        startLine, block = data[start:end], b""
     else:
-        startLine, block = head[:nl], head[nl + 2 :]
+        startLine, block = data[start:nl], data[nl + 2 : end]
     error: ParseError | None = None
     fields: list[_Field] = []
     vias: list[str] = []
@@ -504,30 +552,46 @@ def _parseHead(head: bytes, limits: Limits, unfold: bool = False) -> _Head:
             error = MessageTooLarge("Header field too long")
         append = fields.append
         cached = _nameCache.get
+        cachedLine = _lineCache.get
         for line in lines:
-            raw, colon, value = line.partition(":")
-            entry = cached(raw)
-            if entry is None or not colon:
-                if not unfold and line[:1] in (" ", "\t") and fields:
-                    # A continuation line (RFC 3261 section 7.3.1).
-                    return _parseHead(head, limits, True)
-                entry = _checkName(raw) if colon else None
-                if entry is None:
-                    if error is None:
-                        error = ParseError("Bad header field line")
+            hit = cachedLine(line)
+            if hit is not None:
+                field = hit[0]
+                append(field)
+                if not hit[1]:
                     continue
-            value = value.strip(" \t")
-            append((entry[0], entry[1], value))
-            if entry[2]:
+                key = field[0]
+                value = field[2]
+            else:
+                raw, colon, value = line.partition(":")
+                entry = cached(raw)
+                if entry is None or not colon:
+                    if not unfold and line[:1] in (" ", "\t") and fields:
+                        # A continuation line (RFC 3261 section 7.3.1).
+                        return _parseHead(data, start, end, limits, True)
+                    entry = _checkName(raw) if colon else None
+                    if entry is None:
+                        if error is None:
+                            error = ParseError("Bad header field line")
+                        continue
                 key = entry[0]
-                if key == _VIA:
-                    vias.append(value)
-                elif key == _CONTENT_LENGTH:
-                    lengths.append(value)
-                elif key not in single:
-                    single[key] = value
-                elif repeated is None:
-                    repeated = key
+                value = value.strip(" \t")
+                field = (key, entry[1], value)
+                append(field)
+                if entry[3] and len(line) <= _LINE_CACHE_KEY_LIMIT:
+                    if len(_lineCache) >= _LINE_CACHE_SIZE:
+                        _lineCache.clear()
+                    _lineCache[line] = (field, entry[2])
+                if not entry[2]:
+                    continue
+            if key == _VIA:
+                vias.append(value)
+            elif key == _CONTENT_LENGTH:
+                lengths.append(value)
+            elif key not in single:
+                single[key] = value
+            elif repeated is None:
+                repeated = key
     contentLength: int | None = None
     lengthError: ParseError | None = None
     if len(lengths) == 1 and _isSmallNumber(lengths[0]):
@@ -537,15 +601,20 @@ def _parseHead(head: bytes, limits: Limits, unfold: bool = False) -> _Head:
         if len(lengths) > 1 and lengthError is None:
             # Repeated identical values: keep the first field only, as
             # Message.toBytes would.
-            first = next(f for f in fields if f[0] == _CONTENT_LENGTH)
-            fields = [f for f in fields if f[0] != _CONTENT_LENGTH or f is first]
+            # (Lines from _lineCache may be the very same tuple, so go by
+            # position.)
+            first = [f[0] for f in fields].index(_CONTENT_LENGTH)
+            fields = fields[: first + 1] + [
+                f for f in fields[first + 1 :] if f[0] != _CONTENT_LENGTH
+            ]
     headers = _makeHeaders(fields)
     message: Request | Response | None
+    tooLong = len(startLine) > limits.maxLineLength
     if startLine[:4].upper() == b"SIP/":
         message, lineError = _parseStatusLine(startLine, headers)
     else:
-        message, lineError = _parseRequestLine(startLine, headers)
-    if len(startLine) > limits.maxLineLength:
+        message, lineError = _parseRequestLine(startLine, headers, not tooLong)
+    if tooLong:
         lineError = MessageTooLarge("Start line too long")
     if lineError is not None:
         error = lineError
@@ -594,12 +663,12 @@ def parseMessage(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Request | Resp
             head = head[:-2]
         # RFC 3261 section 7: the empty line must be there even without a
         # body. Say what else is wrong first, if anything.
-        message, error, _, _ = _parseHead(head, limits)
+        message, error, _, _ = _parseHead(head, 0, len(head), limits)
         if error is None:
             error = ParseError("Missing empty line after the header section")
         error.partial = message
         raise error
-    message, error, length, _ = _parseHead(data[start:end], limits)
+    message, error, length, _ = _parseHead(data, start, end, limits)
     if len(data) - start > limits.maxMessageSize:
         error = MessageTooLarge(partial=message)
     bodyStart = end + 4
@@ -696,7 +765,10 @@ class StreamParser:
                         return out
                     self._scan = max(pos, size - 3)
                     break
-                message, error, length, framed = _parseHead(bytes(buf[pos:end]), limits)
+                octets = bytes(buf[pos:end])
+                message, error, length, framed = _parseHead(
+                    octets, 0, len(octets), limits
+                )
                 if length is None or not framed:
                     # RFC 3261 section 18.3: without a usable Content-Length
                     # the end of the message cannot be found.

@@ -205,19 +205,20 @@ class ParseMessageTests(SynchronousTestCase):
 
     def test_rfc3261_7_3_1_folding(self) -> None:
         """
-        Continuation lines, starting with SP or HTAB, are unfolded into one
-        SP (RFC 3261 section 7.3.1).
+        Continuation lines, starting with SP or HTAB, are unfolded: the line
+        break and the white space after it become one SP (RFC 3261 section
+        7.3.1).
         """
         data = replace(
             request(),
             b"Event: presence\r\n",
             b"Event: presence\r\nSubject: I know you're there,\r\n"
-            b"         pick up the phone   \r\n\tand talk to me!\r\n",
+            b"         pick up the phone  \r\n\tand talk to me!\r\n",
         )
         m = parseMessage(data)
         self.assertEqual(
             m.headers.get("Subject"),
-            "I know you're there, pick up the phone and talk to me!",
+            "I know you're there, pick up the phone   and talk to me!",
         )
 
     def test_rfc3261_7_3_1_foldedRequiredHeader(self) -> None:
@@ -317,11 +318,26 @@ class ParseMessageTests(SynchronousTestCase):
         Repeated Content-Length fields with the same value are accepted, and
         only the first is kept.
         """
-        data = replace(request(body=b"abc"), b"Event:", b"l: 3\r\nEvent:")
-        m = parseMessage(data)
-        self.assertEqual(m.headers.getAll("Content-Length"), ["3"])
-        self.assertEqual(m.contentLength, 3)
-        self.assertEqual(m.body, b"abc")
+        for extra in (b"l: 3", b"Content-Length: 3"):
+            data = replace(request(body=b"abc"), b"Event:", extra + b"\r\nEvent:")
+            for _ in range(2):
+                m = parseMessage(data)
+                self.assertEqual(m.headers.getAll("Content-Length"), ["3"])
+                self.assertEqual(m.contentLength, 3)
+                self.assertEqual(m.body, b"abc")
+
+    def test_messagesAreIndependent(self) -> None:
+        """
+        Messages parsed from the same octets share nothing that changes:
+        editing the headers of one leaves the other alone.
+        """
+        first = parseMessage(request())
+        second = parseMessage(request())
+        first.headers.set("Max-Forwards", "69")
+        first.headers.add("Subject", "x")
+        self.assertEqual(second.maxForwards, 70)
+        self.assertNotIn("Subject", second.headers)
+        self.assertEqual(parseMessage(request()), second)
 
     def test_knownMethods(self) -> None:
         """

@@ -108,6 +108,39 @@ _HOST_RE = re.compile(rf"(?:\[[0-9A-Fa-f:.]+\]|{_HOSTNAME})\Z")
 
 _WHITESPACE = " \t\r\n"
 
+# Quick paths for the common forms of Via, CSeq and name-addr values: no
+# white space beyond a single SP where the grammar needs one, no quoted or
+# escaped parameter values, ports below 60000, parameters whose syntax
+# needs no further check. Each gives exactly what the general path gives
+# for the values it accepts (tests.test_properties checks this on random
+# values); anything else takes the general path. The patterns are written
+# for the speed of the re module: possessive repeats, "(?:x|)" rather than
+# "(?:x)?".
+_Q_TOKEN = rf"[{_TOKEN_CHARS}]++"
+_Q_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_Q_IPV4 = rf"{_Q_OCTET}\.{_Q_OCTET}\.{_Q_OCTET}\.{_Q_OCTET}"
+_Q_LABEL = r"[A-Za-z0-9]++(?:-++[A-Za-z0-9]++)*+"
+_Q_HOST = (
+    rf"(?:{_Q_IPV4}|(?:{_Q_LABEL}\.)*+[A-Za-z][A-Za-z0-9]*+(?:-++[A-Za-z0-9]++)*+)"
+)
+_Q_PORT = r"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4})"
+#: Parameters with token names and values, and no tag without a value
+#: (RFC 3261 section 25.1, tag-param): the general path splits them the
+#: same way.
+_Q_PARAMS = rf"(?:;(?!(?i:tag)(?:;|\Z)){_Q_TOKEN}(?:={_Q_TOKEN}|))*+"
+
+
+def _splitParams(text: str) -> Params:
+    """
+    The parameters of a block that a quick pattern matched (C{;name} and
+    C{;name=token} only), as L{_parseParams} would give them.
+    """
+    out: list[tuple[str, str | None]] = []
+    for part in text[1:].split(";"):
+        name, eq, value = part.partition("=")
+        out.append((name, value) if eq else (name, None))
+    return tuple(out)
+
 
 def _unquote(inner: str) -> str:
     """
@@ -473,6 +506,17 @@ def _checkHost(host: str, value: str, header: str) -> str:
     return host if host.islower() else host.lower()
 
 
+#: One via-parm of the common form; the parameters with a defined syntax
+#: (see L{_checkViaParam}) only in forms that pass its checks, and under
+#: no other spelling of their names.
+_QUICK_VIA = re.compile(
+    rf"SIP/2\.0/({_Q_TOKEN}) ({_Q_HOST})(?::({_Q_PORT})|)"
+    rf"((?:;(?:branch={_Q_TOKEN}|rport(?:={_Q_PORT}|)|received={_Q_IPV4}"
+    rf"|(?!(?i:branch|rport|received|ttl|maddr)(?:[=;]|\Z)){_Q_TOKEN}"
+    rf"(?:={_Q_TOKEN}|)))*+)"
+)
+
+
 def parseVia(value: str) -> list[Via]:
     """
     Parse one Via header field line, which may hold several comma-separated
@@ -486,6 +530,25 @@ def parseVia(value: str) -> list[Via]:
 
     @return: the values, top-most first.
     @raise ParseError: C{"Bad Via header: ..."}.
+    """
+    quick = _QUICK_VIA.fullmatch(value)
+    if quick is not None:
+        transport, host, port, paramText = quick.groups()
+        return [
+            _newVia(
+                "SIP/2.0",
+                transport if transport.isupper() else transport.upper(),
+                host if host.islower() else host.lower(),
+                None if port is None else int(port),
+                _splitParams(paramText) if paramText else (),
+            )
+        ]
+    return _parseViaGeneral(value)
+
+
+def _parseViaGeneral(value: str) -> list[Via]:
+    """
+    L{parseVia} for any value.
     """
     out = []
     pos = 0
@@ -545,6 +608,16 @@ class CSeq:
         return f"{self.number} {self.method}"
 
 
+_cseqSlots: Any = CSeq.__dict__
+_setCSeqNumber = _cseqSlots["number"].__set__
+_setCSeqMethod = _cseqSlots["method"].__set__
+#: Numbers below 2**31 (RFC 3261 section 8.1.1.5): any of up to nine
+#: digits, and ten-digit ones up to 2139999999.
+_QUICK_CSEQ = re.compile(
+    rf"([0-9]{{1,9}}|1[0-9]{{9}}|20[0-9]{{8}}|21[0-3][0-9]{{7}}) ({_Q_TOKEN})"
+)
+
+
 def parseCSeq(value: str) -> CSeq:
     """
     Parse a CSeq value: C{1*DIGIT LWS Method} (RFC 3261 section 20.16).
@@ -552,6 +625,19 @@ def parseCSeq(value: str) -> CSeq:
 
     @raise ParseError: bad syntax, or a number of 2**31 or more (RFC 3261
         section 8.1.1.5).
+    """
+    quick = _QUICK_CSEQ.fullmatch(value)
+    if quick is not None:
+        cseq = _new(CSeq)
+        _setCSeqNumber(cseq, int(quick[1]))
+        _setCSeqMethod(cseq, quick[2])
+        return cseq
+    return _parseCSeqGeneral(value)
+
+
+def _parseCSeqGeneral(value: str) -> CSeq:
+    """
+    L{parseCSeq} for any value.
     """
     m = _CSEQ_RE.match(value)
     if m is None:
@@ -728,6 +814,32 @@ def _newNameAddr(
 WILDCARD = NameAddr(None, AbsoluteURI("*", ""), (), False)
 
 
+#: A name-addr of the common form: an optional quoted display name without
+#: quoted-pairs, the URI in angle brackets, token parameters. The URI is
+#: whatever L{parseURI} accepts, as in the general path.
+_QUICK_NAME_ADDR = re.compile(
+    rf'(?:"([^"\\\x00-\x1f\x7f]*+)" ?|)<([^<>]*+)>({_Q_PARAMS})'
+)
+
+
+def _quickNameAddr(value: str) -> NameAddr | None:
+    """
+    The L{NameAddr} of a name-addr of the common form, or C{None} when
+    C{value} needs the general path.
+    """
+    quick = _QUICK_NAME_ADDR.fullmatch(value)
+    if quick is None:
+        return None
+    displayName, uriText, paramText = quick.groups()
+    try:
+        uri = parseURI(uriText)
+    except ParseError:
+        return None
+    return _newNameAddr(
+        displayName, uri, _splitParams(paramText) if paramText else (), True
+    )
+
+
 def _parseNameAddrAt(value: str, pos: int, header: str) -> tuple[NameAddr, int]:
     """
     Parse one name-addr or addr-spec with its parameters starting at
@@ -790,13 +902,23 @@ def parseNameAddr(value: str, header: str = "From/To") -> NameAddr:
     nameAddr = _nameAddrCache.get(value)
     if nameAddr is not None:
         return nameAddr
-    nameAddr, pos = _parseNameAddrAt(value, 0, header)
-    if pos != len(value):
-        raise ParseError(f"Bad {header} header: {_show(value)}")
+    nameAddr = _quickNameAddr(value)
+    if nameAddr is None:
+        nameAddr = _parseNameAddrGeneral(value, header)
     if len(_nameAddrCache) >= _CACHE_SIZE:
         _nameAddrCache.clear()
     if len(value) <= _CACHE_KEY_LIMIT:
         _nameAddrCache[value] = nameAddr
+    return nameAddr
+
+
+def _parseNameAddrGeneral(value: str, header: str) -> NameAddr:
+    """
+    L{parseNameAddr} for any value.
+    """
+    nameAddr, pos = _parseNameAddrAt(value, 0, header)
+    if pos != len(value):
+        raise ParseError(f"Bad {header} header: {_show(value)}")
     return nameAddr
 
 
@@ -816,6 +938,17 @@ def parseNameAddrList(value: str, header: str = "Contact") -> list[NameAddr]:
 
     @raise ParseError: C{"Bad <header> header: ..."} for bad syntax,
         including empty elements.
+    """
+    if "," not in value:
+        quick = _quickNameAddr(value)
+        if quick is not None:
+            return [quick]
+    return _parseNameAddrListGeneral(value, header)
+
+
+def _parseNameAddrListGeneral(value: str, header: str) -> list[NameAddr]:
+    """
+    L{parseNameAddrList} for any value.
     """
     if value.strip(_WHITESPACE) == "*":
         return [WILDCARD]

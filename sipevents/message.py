@@ -79,11 +79,18 @@ def canonicalName(name: str) -> str:
     The conventional spelling of a header name (C{"call-id"} becomes
     C{"Call-ID"}, C{"v"} becomes C{"Via"}).
     """
-    key = headerKey(name)
-    spelled = CANONICAL_NAMES.get(key)
-    if spelled is not None:
-        return spelled
-    return "-".join(part.capitalize() for part in key.split("-"))
+    spelled = _canonicalCache.get(name)
+    if spelled is None:
+        key = headerKey(name)
+        spelled = CANONICAL_NAMES.get(key)
+        if spelled is None:
+            spelled = "-".join(part.capitalize() for part in key.split("-"))
+        if len(_canonicalCache) < 4096:
+            _canonicalCache[name] = spelled
+    return spelled
+
+
+_canonicalCache: dict[str, str] = {}
 
 
 class Headers:
@@ -348,8 +355,10 @@ class Message:
         existing field is updated where it stands (in whatever form it was
         written), otherwise one is appended.
         """
+        body = self.body
+        length = str(len(body))
         lines = [self.startLine()]
-        length = str(len(self.body))
+        append = lines.append
         seen = False
         for key, name, value in self.headers._fields:
             if key == "content-length":
@@ -357,12 +366,12 @@ class Message:
                     continue
                 seen = True
                 value = length
-            lines.append(f"{name}: {value}")
+            append(f"{name}: {value}")
         if not seen:
-            lines.append(f"Content-Length: {length}")
-        lines.append("")
-        lines.append("")
-        return "\r\n".join(lines).encode("utf-8", "surrogateescape") + self.body
+            append(f"Content-Length: {length}")
+        # Joined with the two CRLFs that end the header section.
+        append("\r\n")
+        return "\r\n".join(lines).encode("utf-8", "surrogateescape") + body
 
     __bytes__ = toBytes
 
@@ -645,7 +654,7 @@ def reasonPhrase(code: int) -> str:
 
 #: Header fields copied from a request into every response to it
 #: (RFC 3261 section 8.2.6.2).
-_COPIED = ("via", "from", "to", "call-id", "cseq")
+_COPIED = frozenset({"via", "from", "to", "call-id", "cseq"})
 
 
 def makeResponse(
@@ -664,15 +673,17 @@ def makeResponse(
     @param reason: the reason phrase; the default one for C{code} if C{None}.
     @param headers: further fields, appended after the copied ones.
     """
-    fields: list[tuple[str, str]] = []
+    # Built keyed, as Headers keeps them: the copied fields' keys are known.
+    fields: list[tuple[str, str, str]] = []
     for key, _, value in request.headers._fields:
         if key in _COPIED:
             if key == "to" and toTag is not None and code != 100:
                 to = request.toAddr
                 if to is not None and to.tag is None:
                     value = f"{value};tag={toTag}"
-            fields.append((canonicalName(key), value))
-    fields.extend(headers)
-    return Response(
-        code, reasonPhrase(code) if reason is None else reason, fields, body
-    )
+            fields.append((key, canonicalName(key), value))
+    for name, value in headers:
+        fields.append((headerKey(name), name, value))
+    keyed = Headers()
+    keyed._fields = fields
+    return Response(code, reasonPhrase(code) if reason is None else reason, keyed, body)

@@ -11,7 +11,8 @@ section 19.1.4, which unescape before comparing.
 
 URIs are immutable, so L{parseURI} keeps a bounded cache of the texts it has
 parsed: the Request-URIs a server receives and the URIs of a dialog's From,
-To and Contact come back again and again.
+To and Contact come back again and again. L{formatURI} likewise remembers
+the text of the URI objects it formatted lately.
 """
 
 from __future__ import annotations
@@ -486,24 +487,47 @@ def formatURI(uri: URI) -> str:
     The contact wildcard's URI (C{AbsoluteURI("*", "")}, RFC 3261 section
     20.10) formats as C{"*"}.
     """
+    # URIs are immutable, and the same objects are formatted again and
+    # again (those parseURI returns from its cache: a server's own
+    # Request-URI, a dialog's From and To). The entry holds the URI, so that
+    # its id cannot be reused for another object while the entry exists.
+    hit = _formatted.get(id(uri))
+    if hit is not None and hit[0] is uri:
+        return hit[1]
+    text = _format(uri)
+    if len(_formatted) >= _CACHE_SIZE:
+        _formatted.clear()
+    _formatted[id(uri)] = (uri, text)
+    return text
+
+
+#: Recently formatted URIs: C{id(uri)} -> C{(uri, text)}. Bounded: cleared
+#: when full.
+_formatted: dict[int, tuple[URI, str]] = {}
+
+
+def _format(uri: URI) -> str:
+    """
+    The text form of C{uri} (see L{formatURI}), computed.
+    """
     if isinstance(uri, SIPURI):
-        parts = [uri.scheme, ":"]
-        if uri.user is not None:
-            parts.append(uri.user)
-            if uri.password is not None:
-                parts.append(":")
-                parts.append(uri.password)
-            parts.append("@")
         host = uri.host
-        parts.append(f"[{host}]" if ":" in host else host)
+        if ":" in host:
+            host = f"[{host}]"
+        user = uri.user
+        if user is None:
+            text = f"{uri.scheme}:{host}"
+        elif uri.password is None:
+            text = f"{uri.scheme}:{user}@{host}"
+        else:
+            text = f"{uri.scheme}:{user}:{uri.password}@{host}"
         if uri.port is not None:
-            parts.append(f":{uri.port}")
+            text = f"{text}:{uri.port}"
         if uri.params:
-            parts.append(_formatURIParams(uri.params))
+            text += _formatURIParams(uri.params)
         if uri.headers:
-            parts.append("?")
-            parts.append("&".join(f"{name}={value}" for name, value in uri.headers))
-        return "".join(parts)
+            text += "?" + "&".join(f"{name}={value}" for name, value in uri.headers)
+        return text
     if isinstance(uri, TelURI):
         return f"tel:{uri.number}{_formatURIParams(uri.params)}"
     if uri.scheme == "*":

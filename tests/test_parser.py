@@ -10,6 +10,7 @@ import random
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from sipevents import parser
 from sipevents.config import Limits
 from sipevents.errors import MessageTooLarge, ParseError
 from sipevents.headers import CSeq, Via
@@ -401,6 +402,19 @@ class ParseErrorTests(SynchronousTestCase):
         partial = self.assertAddressable(self.assertError(data, 400, "bare CR or LF"))
         self.assertNotIn("Event", partial.headers)
 
+    def test_rfc3261_25_1_tagWithoutValue(self) -> None:
+        """
+        A tag parameter needs a token value (RFC 3261 section 25.1,
+        tag-param): a From or To with a bare C{;tag} is a 400, rather than
+        a message whose C{fromAddr} view would raise.
+        """
+        for name, value in (
+            ("From", "<sip:bob@example.com>;tag"),
+            ("To", "<sip:alice@example.com>;TAG;x=y"),
+        ):
+            data = request(headers={name: value})
+            self.assertAddressable(self.assertError(data, 400, f"Bad {name} header"))
+
     def test_rfc3261_7_lfOnlyMessage(self) -> None:
         """
         A message whose lines end with LF alone is not a SIP message.
@@ -671,6 +685,76 @@ class LimitTests(SynchronousTestCase):
         self.assertRaises(
             MessageTooLarge, parseMessage, data, Limits(maxLineLength=200)
         )
+
+
+class FastPathTests(SynchronousTestCase):
+    """
+    Messages of the common kind are read by the fast path of the parser
+    alone (L{parser._parseFast}); the general path is only for the rest.
+    tests.test_properties checks that both read the same.
+    """
+
+    def setUp(self) -> None:
+        def general(*args: object) -> object:
+            raise AssertionError("the general path was taken")
+
+        self.patch(parser, "_parseGeneral", general)
+        self.patch(parser, "_parseHead", general)
+
+    def test_requests(self) -> None:
+        """
+        Requests with and without a body, with compact header names, an
+        IPv4 or host name sent-by, a ten-digit CSeq and an unknown method
+        take the fast path, and are what they should be.
+        """
+        body = b'<?xml version="1.0"?><presence/>'
+        for data in (
+            request(),
+            request(
+                "NOTIFY",
+                "sip:bob@127.0.0.1:5070;transport=udp",
+                {"Content-Type": "application/pidf+xml"},
+                body,
+            ),
+            request("PUBLISH", headers={"CSeq": "2139999999 PUBLISH"}),
+            request(
+                headers={
+                    "Via": "SIP/2.0/TCP pc33.example.com:5060;branch=z9hG4bK-2",
+                    "From": "<sip:bob@example.com>;tag=1",
+                }
+            ).replace(b"\r\nTo:", b"\r\nt:"),
+            request("FOO", headers={"CSeq": "7 FOO"}),
+        ):
+            message = parseMessage(data)
+            self.assertEqual(message.toBytes(), data)
+        assert isinstance(message, Request)
+        self.assertEqual(message.method, "FOO")
+
+    def test_responses(self) -> None:
+        """
+        Responses take the fast path too, reason phrases with spaces
+        included.
+        """
+        for data in (
+            RESPONSE,
+            RESPONSE.replace(b"200 OK", b"481 Call/Transaction Does Not Exist"),
+        ):
+            message = parseMessage(data)
+            assert isinstance(message, Response)
+            self.assertEqual(message.toBytes(), data)
+        self.assertEqual(message.reason, "Call/Transaction Does Not Exist")
+
+    def test_stream(self) -> None:
+        """
+        A stream of common messages is read by the fast path.
+        """
+        wire = request() + RESPONSE + request("NOTIFY", body=b"abc")
+        items = StreamParser().feed(wire)
+        self.assertEqual(
+            b"".join(m.toBytes() for m in items if isinstance(m, (Request, Response))),
+            wire,
+        )
+        self.assertEqual(len(items), 3)
 
 
 class StreamParserTests(SynchronousTestCase):

@@ -12,13 +12,18 @@ Property tests (Hypothesis) for L{sipevents.parser}.
     not raise.
   - The parser's quick checks of common header forms accept nothing that
     the typed parsers of L{sipevents.headers} refuse.
+  - The parser's fast path builds exactly what its general path builds
+    (start line, header fields, typed-view cache, body), from datagrams
+    and from streams, and refuses nothing that the general path accepts;
+    the quick paths of the typed parsers give what their general paths
+    give.
 """
 
 from __future__ import annotations
 
 import string
 
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -201,9 +206,25 @@ class RoundTripTests(SynchronousTestCase):
         """
         parsed = parseMessage(message.toBytes())
         self.assertEqual(parsed, message)
+        assertFastPathAgrees(message.toBytes())
         assertTypedViewsWork(parsed)
         if isinstance(message, Request):
             self.assertEqual(formatURI(parsed.uri), formatURI(message.uri))  # type: ignore[union-attr]
+
+    @bounded
+    @given(messages())
+    def test_rfc3261_18_3_streamAgrees(self, message: Request | Response) -> None:
+        """
+        A message read from a stream (RFC 3261 section 18.3) is what the
+        datagram parser's general path reads from the same octets: the same
+        start line, header fields, typed-view cache and body.
+        """
+        wire = message.toBytes()
+        [streamed] = StreamParser().feed(wire)
+        assert isinstance(streamed, (Request, Response))
+        general = parser._parseGeneral(wire, parser.DEFAULT_LIMITS)
+        _assertSameHead(streamed, general, wire)
+        self.assertEqual(streamed.body, general.body)
 
     @bounded
     @given(
@@ -286,11 +307,63 @@ FRAGMENTS = [
 ]
 
 
+def _assertSameHead(a: Message, b: Message, data: bytes) -> None:
+    """
+    C{a} and C{b} have the same start line, header fields as written and
+    typed-view cache.
+    """
+    assert type(a) is type(b), data
+    if isinstance(a, Request):
+        assert isinstance(b, Request)
+        assert (a.method, a.uri) == (b.method, b.uri), data
+    else:
+        assert isinstance(a, Response) and isinstance(b, Response)
+        assert (a.code, a.reason) == (b.code, b.reason), data
+    assert a.version == b.version, data
+    assert a.headers._fields == b.headers._fields, data
+    assert a.headers._cache == b.headers._cache, data
+
+
+def assertFastPathAgrees(data: bytes) -> None:
+    """
+    L{parseMessage}, which tries its fast path first, builds exactly what
+    its general path builds, or fails alike; and whenever the fast path
+    reads the head of C{data}, the general path reads the same (which the
+    stream parser relies on).
+    """
+    limits = parser.DEFAULT_LIMITS
+    head, crlfs, rest = data.partition(b"\r\n\r\n")
+    fast = parser._parseFast(head, None, limits) if head and crlfs else None
+    try:
+        general: Message | None = parser._parseGeneral(data, limits)
+    except ParseError as e:
+        general = None
+        assert isinstance(e.partial, (Request, Response, type(None)))
+        if fast is not None:
+            # Only the body can be wrong: shorter than Content-Length.
+            assert e.partial is not None, data
+            _assertSameHead(fast, e.partial, data)
+            assert fast.headers._cache is not None
+            length = fast.headers._cache.get("content-length")
+            assert length is not None and length > len(rest), data
+    try:
+        combined = parseMessage(data)
+    except ParseError:
+        assert general is None, data
+        return
+    assert general is not None, data
+    assert combined == general, data
+    _assertSameHead(combined, general, data)
+    if fast is not None:
+        _assertSameHead(fast, general, data)
+
+
 def assertOnlyParseErrors(data: bytes) -> None:
     """
     Parsing C{data} as a datagram and as a stream raises nothing but
     L{ParseError}, and what parses has working typed views.
     """
+    assertFastPathAgrees(data)
     try:
         message = parseMessage(data)
     except ParseError as e:
@@ -489,3 +562,80 @@ class QuickCheckTests(SynchronousTestCase):
         """
         assume(parser._FAST_CALL_ID.fullmatch(value))
         self.assertEqual(h.parseCallId(value), value)
+
+
+@st.composite
+def contacts(draw: st.DrawFn) -> str:
+    """
+    Contact values: one or two name-addrs with header parameters.
+    """
+    values = [draw(nameAddrs(tag=False) | quickNameAddrs()) for _ in range(2)]
+    return ", ".join(values[: draw(st.integers(1, 2))])
+
+
+class QuickPathTests(SynchronousTestCase):
+    """
+    The quick paths of the typed parsers of L{sipevents.headers}, for the
+    common forms of values, give exactly what their general paths give.
+    """
+
+    @bounded
+    @given(vias() | quickVias())
+    @example("SIP/2.0/UDP 127.0.0.1;branch")
+    @example("SIP/2.0/udp Example.COM:5060;RPORT;rport=65535;ttl=1")
+    @example("SIP/2.0/UDP 127.0.0.1;received=1.2.3.256;maddr=x")
+    def test_rfc3261_20_42_via(self, value: str) -> None:
+        """
+        A Via value the quick path takes parses to the same L{h.Via} as
+        through the general path (RFC 3261 section 20.42 and 25.1).
+        """
+        if h._QUICK_VIA.fullmatch(value):
+            self.assertEqual(h.parseVia(value), h._parseViaGeneral(value))
+
+    @bounded
+    @given(nameAddrs() | quickNameAddrs())
+    @example("<sip:alice@example.com>;tag")
+    @example('"Bob" <sip:bob@example.com>;TAG=1;tag')
+    @example('"B\\"ob" <tel:+1234>;tag=1')
+    @example("<sip:alice@example.com?x=y>;tag=1")
+    def test_rfc3261_20_20_nameAddr(self, value: str) -> None:
+        """
+        A From or To value the quick path takes parses to the same
+        L{h.NameAddr} as through the general path (RFC 3261 sections 20.20,
+        20.39 and 25.1), including the check that a tag has a value.
+        """
+        quick = h._quickNameAddr(value)
+        if quick is not None:
+            self.assertEqual(quick, h._parseNameAddrGeneral(value, "From"))
+
+    @bounded
+    @given(contacts())
+    def test_rfc3261_20_10_contact(self, value: str) -> None:
+        """
+        A Contact value parses to the same list with or without the quick
+        path (RFC 3261 section 20.10).
+        """
+        try:
+            general = h._parseNameAddrListGeneral(value, "Contact")
+        except ParseError:
+            self.assertRaises(ParseError, h.parseNameAddrList, value)
+        else:
+            self.assertEqual(h.parseNameAddrList(value), general)
+
+    @bounded
+    @given(
+        _fromPattern(h._QUICK_CSEQ.pattern)
+        | st.builds(
+            "{} {}".format,
+            st.integers(0, 2**31 + 5).map(str) | st.just("0000000001"),
+            methods,
+        )
+    )
+    def test_rfc3261_20_16_cseq(self, value: str) -> None:
+        """
+        A CSeq value the quick path takes parses to the same L{h.CSeq} as
+        through the general path (RFC 3261 section 20.16), whose range
+        check it never skips.
+        """
+        if h._QUICK_CSEQ.fullmatch(value):
+            self.assertEqual(h.parseCSeq(value), h._parseCSeqGeneral(value))

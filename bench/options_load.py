@@ -69,6 +69,8 @@ class Step:
     @ivar achieved: successful calls per second of SIPp's elapsed time.
     @ivar passed: no failure, exit 0, and C{achieved >= 0.9 * rate}.
     @ivar note: why a step did not pass.
+    @ivar serverCpu: CPU seconds (user and system) the server used during
+        the step, when this script started it and C{/proc} tells.
     """
 
     rate: int
@@ -81,6 +83,14 @@ class Step:
     achieved: float = 0.0
     passed: bool = False
     note: str = ""
+    serverCpu: float | None = None
+
+    @property
+    def serverMicroseconds(self) -> float | None:
+        """Server CPU microseconds per successful call, when known."""
+        if self.serverCpu is None or not self.successful:
+            return None
+        return self.serverCpu / self.successful * 1e6
 
 
 def freePort() -> int:
@@ -184,6 +194,22 @@ def stopProcess(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
     except subprocess.TimeoutExpired:
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
+
+
+def cpuSeconds(pid: int | None) -> float | None:
+    """
+    The user and system CPU seconds process C{pid} has used so far, from
+    C{/proc/PID/stat} (Linux); C{None} when unknown.
+    """
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            # The command name (field 2) may hold spaces; it ends with ")".
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def epoch(stamp: str) -> float:
@@ -313,15 +339,17 @@ def printTable(steps: list[Step]) -> None:
     """
     header = (
         f"{'target/s':>9}{'calls':>8}{'ok':>8}{'failed':>8}{'retrans':>9}"
-        f"{'achieved/s':>12}{'exit':>6}  result"
+        f"{'achieved/s':>12}{'srv us/call':>12}{'exit':>6}  result"
     )
     print(header)
     print("-" * (len(header) + 20))
     for s in steps:
         result = "pass" if s.passed else f"FAIL: {s.note}"
+        cpu = s.serverMicroseconds
         print(
             f"{s.rate:>9}{s.calls:>8}{s.successful:>8}{s.failed:>8}"
             f"{s.retransmissions:>9}{s.achieved:>12,.0f}"
+            f"{'-' if cpu is None else f'{cpu:,.0f}':>12}"
             f"{'-' if s.exitCode is None else s.exitCode:>6}  {result}"
         )
 
@@ -408,9 +436,11 @@ def main(argv: list[str] | None = None) -> int:
                         print(f"--- {name} (tail)", file=sys.stderr)
                         print("".join(f.readlines()[-30:]), file=sys.stderr)
             return 2
+        serverPid: int | None = None
         if server is not None:
             with open(os.path.join(work, "twistd.pid")) as f:
-                pidNote = f"twistd pid {f.read().strip()}"
+                serverPid = int(f.read().strip())
+            pidNote = f"twistd pid {serverPid}"
         else:
             pidNote = "external server"
         print(
@@ -425,14 +455,23 @@ def main(argv: list[str] | None = None) -> int:
             return elapsed + args.step_seconds + 10 <= args.budget
 
         def climb(rate: int) -> Step | None:
+            cpuBefore = cpuSeconds(serverPid)
             step = runStep(
                 args.sipp, port, rate, args.step_seconds, args.transport, work
             )
+            cpuAfter = cpuSeconds(serverPid)
+            if cpuBefore is not None and cpuAfter is not None:
+                step.serverCpu = cpuAfter - cpuBefore
             steps.append(step)
             print(
                 f"  {rate:>6}/s: {step.successful}/{step.calls} ok, "
                 f"{step.failed} failed, {step.retransmissions} retransmitted, "
                 f"{step.achieved:,.0f}/s achieved"
+                + (
+                    ""
+                    if step.serverMicroseconds is None
+                    else f", server {step.serverMicroseconds:,.0f} us CPU/call"
+                )
                 + ("" if step.passed else f"  <- {step.note}"),
                 flush=True,
             )
@@ -510,7 +549,10 @@ def main(argv: list[str] | None = None) -> int:
                 "bestAchieved": round(best.achieved, 1) if best else 0.0,
                 "stopped": stopReason,
                 "serverLogProblems": serverProblems,
-                "steps": [asdict(s) for s in steps],
+                "steps": [
+                    {**asdict(s), "serverMicroseconds": s.serverMicroseconds}
+                    for s in steps
+                ],
                 "seconds": round(time.monotonic() - began, 1),
             },
             sort_keys=True,

@@ -19,7 +19,7 @@ import socket
 
 from sipevents.addresses import RELIABLE, TCP, TLS, UDP, Source, Target, defaultPort
 from sipevents.headers import Via, splitCommaList
-from sipevents.message import Request
+from sipevents.message import Request, headerKey
 from sipevents.uri import SIPURI, URI
 
 __all__ = [
@@ -48,19 +48,31 @@ def normalizeHost(host: str) -> str:
     @param host: a host name, IPv4 address or IPv6 address (bracketed or
         not).
     """
-    address = _ip(host)
-    if address is None:
+    canonical = _canonicalIP(host)
+    if canonical is None:
         return host.lower()
-    return str(address)
+    return canonical
 
 
 @functools.lru_cache(maxsize=4096)
+def _canonicalIP(host: str) -> str | None:
+    """
+    The canonical text of the IP address C{host} spells, or C{None} for a
+    host name. An IPv4-mapped IPv6 address (as a dual-stack socket reports
+    an IPv4 peer) becomes the IPv4 address.
+
+    Cached, and kept as text: every received request asks several times
+    (for its source and its Via), the same few peers send most messages,
+    and C{ipaddress} objects are slow to build and to turn back into text.
+    """
+    address = _ip(host)
+    return None if address is None else str(address)
+
+
 def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     """
     The IP address C{host} spells, or C{None} for a host name. An
-    IPv4-mapped IPv6 address (as a dual-stack socket reports an IPv4 peer)
-    becomes the IPv4 address. Cached: the same few peers send most
-    messages, and every received request asks.
+    IPv4-mapped IPv6 address becomes the IPv4 address.
     """
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
@@ -78,7 +90,7 @@ def isIPAddress(host: str) -> bool:
     Whether C{host} is an IPv4 or IPv6 address (IPv6 bracketed or not),
     rather than a host name.
     """
-    return _ip(host) is not None
+    return _canonicalIP(host) is not None
 
 
 def sameAddress(a: str, b: str) -> bool:
@@ -88,8 +100,8 @@ def sameAddress(a: str, b: str) -> bool:
     A host name is never the same as anything: RFC 3261 section 18.2.1 adds
     C{received} whenever sent-by is a domain name.
     """
-    ipA = _ip(a)
-    return ipA is not None and ipA == _ip(b)
+    canonicalA = _canonicalIP(a)
+    return canonicalA is not None and canonicalA == _canonicalIP(b)
 
 
 def addressFamily(host: str) -> socket.AddressFamily:
@@ -163,24 +175,62 @@ def stampReceived(request: Request, sourceHost: str, sourcePort: int) -> None:
     if needReceived:
         via = via.withParam("received", normalizeHost(sourceHost))
     if via is not vias[0]:
-        replaceTopVia(request, via)
+        replaceTopVia(request, via, vias)
 
 
-def replaceTopVia(request: Request, via: Via) -> None:
+_VIA = headerKey("Via")
+
+
+class _Known:
+    """
+    A typed-view parser for L{Headers.parsed} that knows the answer.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: list[Via]) -> None:
+        self.value = value
+
+    def __call__(self, values: list[str]) -> list[Via]:
+        return self.value
+
+
+def replaceTopVia(request: Request, via: Via, vias: list[Via] | None = None) -> None:
     """
     Put C{via} in place of the top-most Via value, keeping the field where it
     stands, its name as written (C{v} or C{Via}), and any further Via values
     on the same line.
+
+    @param vias: the request's Via values as parsed before the change, when
+        the caller has them: the typed views of the other header fields
+        (From, To, CSeq ...) are then kept, and the Via view becomes
+        C{via} followed by the rest of C{vias}, so that nothing is parsed
+        again. Otherwise every typed view is dropped, to be parsed again
+        when asked for.
     """
     headers = request.headers
     fields = headers._fields
     for index, (key, name, value) in enumerate(fields):
-        if key == "via":
-            parts = splitCommaList(value)
-            parts[0] = str(via)
-            fields[index] = (key, name, ", ".join(parts))
+        if key == _VIA:
+            if "," in value:
+                parts = splitCommaList(value)
+                parts[0] = str(via)
+                fields[index] = (key, name, ", ".join(parts))
+            else:
+                # One value on the line (the usual case): nothing to split.
+                fields[index] = (key, name, str(via))
             # The typed views parsed from the old value are stale now.
+            cache = headers._cache
             headers._cache = None
+            if vias is None:
+                return
+            if isinstance(cache, dict) and _VIA in cache:
+                # Only the Via view changed (the cache maps header keys to
+                # views); the others still describe their fields.
+                del cache[_VIA]
+                headers._cache = cache
+            # parseVia(str(via)) == via (a contract of sipevents.headers).
+            headers.parsed(_VIA, _Known([via, *vias[1:]]))
             return
 
 

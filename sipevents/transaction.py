@@ -33,6 +33,26 @@ holds no timer and no timer fires where it is not expected. A timer of zero
 seconds (Timers I, J and K on reliable transports) is not scheduled: the
 transition happens at once.
 
+Fixed-length timers share a queue: Timers J and K always run the same
+length on one manager (64*T1 and T4), so their deadlines arrive in the order
+they were armed. Each manager keeps one first-in first-out queue per such
+timer, armed on the injected clock with a single C{IDelayedCall} for the
+earliest deadline (L{_FixedDelayQueue}); a transaction's timer slot holds a
+small handle with C{active()} and C{cancel()}. Over UDP every answered
+request keeps its transaction in "Completed" for Timer J (32 seconds), so a
+server answering thousands of requests a second would otherwise keep tens of
+thousands of C{IDelayedCall}s (about 500 bytes and three garbage-collected
+objects each) in the reactor's heap.
+
+A completed transaction keeps only what RFC 3261 section 17.2.2 still needs
+it for: its matching keys and a way to send the final response again. When
+the C{send} callable offers one (see L{RetransmittingSender}), a non-INVITE
+server transaction entering "Completed" over an unreliable transport swaps
+its request and response for a L{Retransmission} holding the octets as they
+went on the wire, so that each of those tens of thousands of transactions
+costs about a kilobyte instead of the six or seven its parsed messages and
+their typed views would.
+
 Automat's C{TypeMachineBuilder} expresses the same thing, but it costs about
 290 bytes per machine before its core and state data, and about 8
 microseconds per input on CPython 3.11; a presence server holds tens of
@@ -44,7 +64,10 @@ table stays as readable as a diagram.
 
 from __future__ import annotations
 
+import math
 import secrets
+import sys
+from collections import deque
 from collections.abc import Callable, Mapping
 from enum import Enum
 from typing import (
@@ -53,6 +76,7 @@ from typing import (
     ClassVar,
     Generic,
     Literal,
+    Protocol,
     TypeVar,
     overload,
 )
@@ -79,6 +103,8 @@ __all__ = [
     "InviteServerInput",
     "InviteServerState",
     "InviteServerTransaction",
+    "Retransmission",
+    "RetransmittingSender",
     "ServerInput",
     "ServerState",
     "ServerTransaction",
@@ -155,18 +181,182 @@ _Table = Mapping[tuple[Any, Any], tuple[Any, _Action | None]]
 _Key = tuple[Any, ...]
 
 
+class _Cancellable(Protocol):
+    """
+    What a transaction's timer slot holds: an C{IDelayedCall} or a
+    L{_TimerHandle}.
+    """
+
+    def active(self) -> bool: ...
+
+    def cancel(self) -> None: ...
+
+
+class Retransmission(Protocol):
+    """
+    A final response kept as it went on the wire, to send it again without
+    keeping the L{Response} (and its parsed views) alive: what a non-INVITE
+    server transaction holds in "Completed" over an unreliable transport
+    (RFC 3261 section 17.2.2). L{sipevents.transport.TransportLayer} makes
+    them.
+    """
+
+    def __call__(self) -> object:
+        """
+        Send the same octets to the same destination again. Like a
+        transaction's C{send}, it may raise or return a failing L{Deferred}
+        to report a transport error (RFC 3261 section 17.2.4).
+        """
+
+    @property
+    def response(self) -> Response:
+        """
+        The response, parsed again from the kept octets (so an equal
+        message, not the same object).
+        """
+
+
+class RetransmittingSender(Protocol):
+    """
+    A server transaction's C{send} that can also hand over the response it
+    has just sent in wire form (see L{Retransmission}). A plain callable
+    will do as C{send}; a transaction checks for C{retransmission} when it
+    enters "Completed".
+    """
+
+    def __call__(self, response: Response) -> object:
+        """Send C{response} (RFC 3261 section 18.2.2)."""
+
+    def retransmission(self, response: Response) -> Retransmission | None:
+        """
+        C{response}, which this sender has just sent, as a
+        L{Retransmission}; or C{None} when it cannot be kept that way (for
+        example when it went to a host name that had to be resolved).
+        """
+
+
+class _TimerHandle:
+    """
+    One deadline in a L{_FixedDelayQueue}: C{active()} and C{cancel()} as on
+    an C{IDelayedCall}, and nothing else, in 56 bytes.
+
+    @ivar time: when it fires, in the clock's seconds.
+    """
+
+    __slots__ = ("time", "_queue", "_target")
+
+    def __init__(self, queue: _FixedDelayQueue, time: float, target: object) -> None:
+        self.time = time
+        self._queue = queue
+        self._target: object | None = target
+
+    def active(self) -> bool:
+        """Whether it has neither fired nor been cancelled."""
+        return self._target is not None
+
+    def cancel(self) -> None:
+        """Forget it; it will not fire. Does nothing once inactive."""
+        if self._target is not None:
+            self._target = None
+            self._queue._cancelled()
+
+
+class _FixedDelayQueue:
+    """
+    Deadlines that all lie the same C{delay} after they were set, fired
+    through one C{IDelayedCall} on C{clock} for the earliest of them.
+
+    Because the delay never changes and a clock never goes back, deadlines
+    are appended in time order and a C{deque} is a priority queue: arming
+    and firing are O(1), and a cancelled handle is skipped when it reaches
+    the front. When the last live handle is cancelled the queue empties
+    and its C{IDelayedCall} is cancelled, so an idle manager leaves no call
+    pending on the clock.
+
+    @ivar delay: the seconds between arming a handle and its firing.
+    """
+
+    __slots__ = ("clock", "delay", "_fire", "_handles", "_live", "_call", "_running")
+
+    log = Logger()
+
+    def __init__(
+        self, clock: IReactorTime, delay: float, fire: Callable[[Any], object]
+    ) -> None:
+        self.clock = clock
+        self.delay = delay
+        self._fire = fire
+        self._handles: deque[_TimerHandle] = deque()
+        self._live = 0
+        self._call: IDelayedCall | None = None
+        self._running = False
+
+    def __len__(self) -> int:
+        return self._live
+
+    def schedule(self, target: object) -> _TimerHandle:
+        """
+        Call C{fire(target)} C{delay} seconds from now.
+        """
+        handle = _TimerHandle(self, self.clock.seconds() + self.delay, target)
+        self._handles.append(handle)
+        self._live += 1
+        if self._call is None and not self._running:
+            self._call = self.clock.callLater(self.delay, self._run)
+        return handle
+
+    def _cancelled(self) -> None:
+        self._live -= 1
+        if self._live == 0 and not self._running:
+            self._handles.clear()
+            if self._call is not None:
+                self._call.cancel()
+                self._call = None
+
+    def _run(self) -> None:
+        self._call = None
+        self._running = True
+        handles = self._handles
+        now = self.clock.seconds()
+        try:
+            while handles and handles[0].time <= now:
+                handle = handles.popleft()
+                target = handle._target
+                if target is None:
+                    continue
+                handle._target = None
+                self._live -= 1
+                try:
+                    self._fire(target)
+                except Exception:
+                    self.log.failure(
+                        "Timer callback failed for {target!r}", target=target
+                    )
+        finally:
+            self._running = False
+        while handles and handles[0]._target is None:
+            handles.popleft()
+        if handles:
+            when = handles[0].time
+            delay = when - now
+            # Never arm later than the deadline: now + delay may round up.
+            if now + delay > when:
+                delay = math.nextafter(delay, -math.inf)
+            self._call = self.clock.callLater(max(delay, 0.0), self._run)
+
+
 class _Transaction(Generic[_S, _I]):
     """
     The engine shared by every transaction: a table-driven state machine
     whose timers belong to states.
 
     @ivar state: the current state, a member of the subclass's state enum.
-    @ivar request: the request that created the transaction.
+    @ivar method: the method of the request that created the transaction.
     @ivar reliable: whether the transport is reliable (no retransmissions,
         zero-length Timers I, J and K; RFC 3261 section 17).
     """
 
-    __slots__ = ("state", "request", "reliable", "_manager")
+    __slots__ = ("state", "method", "reliable", "_manager")
 
     #: C{(state, input) -> (next state, action or None)}.
     _transitions: ClassVar[_Table]
@@ -185,20 +375,19 @@ class _Transaction(Generic[_S, _I]):
         self, manager: TransactionManager, request: Request, reliable: bool
     ) -> None:
         self._manager = manager
-        self.request = request
+        self.method = request.method
         self.reliable = reliable
 
     def __repr__(self) -> str:
         return (
-            f"<{type(self).__name__} {self.request.method} branch={self.branch} "
+            f"<{type(self).__name__} {self.method} branch={self.branch} "
             f"{self.state.value}>"
         )
 
     @property
     def branch(self) -> str | None:
         """The branch of the request's top Via, for logs."""
-        via = self.request.topVia
-        return via.branch if via is not None else None
+        raise NotImplementedError()
 
     def _fire(self, input: _I, payload: object = None) -> None:
         """
@@ -219,7 +408,7 @@ class _Transaction(Generic[_S, _I]):
             self.state = target
             for slot, owners in self._timerOwners:
                 if target not in owners:
-                    call: IDelayedCall | None = getattr(self, slot)
+                    call: _Cancellable | None = getattr(self, slot)
                     if call is not None:
                         call.cancel()
                         setattr(self, slot, None)
@@ -239,6 +428,11 @@ class _Transaction(Generic[_S, _I]):
 
     def _unregister(self) -> None:
         raise NotImplementedError()
+
+
+def _viaBranch(request: Request) -> str | None:
+    via = request.topVia
+    return via.branch if via is not None else None
 
 
 def _asException(reason: object) -> BaseException | None:
@@ -284,6 +478,7 @@ class ClientTransaction(_Transaction[ClientState, ClientInput]):
     A non-INVITE client transaction (RFC 3261 section 17.1.2). Create it with
     L{TransactionManager.createClientTransaction}.
 
+    @ivar request: the request, sent again on each retransmission.
     @ivar deferred: fires with the final response, or fails with
         L{TransactionTimeout} (Timer F) or L{TransportFailure} (RFC 3261
         section 17.1.4). Cancelling it abandons the transaction: its timers
@@ -293,6 +488,7 @@ class ClientTransaction(_Transaction[ClientState, ClientInput]):
     """
 
     __slots__ = (
+        "request",
         "deferred",
         "onProvisional",
         "_send",
@@ -317,6 +513,7 @@ class ClientTransaction(_Transaction[ClientState, ClientInput]):
         onProvisional: Callable[[Response], object] | None = None,
     ) -> None:
         super().__init__(manager, request, reliable)
+        self.request = request
         self.state = ClientState.TRYING
         self.deferred: Deferred[Response] = Deferred(self._cancelled)
         self.onProvisional = onProvisional
@@ -325,7 +522,12 @@ class ClientTransaction(_Transaction[ClientState, ClientInput]):
         self._interval = manager.timers.T1
         self._timerE: IDelayedCall | None = None
         self._timerF: IDelayedCall | None = None
-        self._timerK: IDelayedCall | None = None
+        self._timerK: _Cancellable | None = None
+
+    @property
+    def branch(self) -> str | None:
+        """The branch of the request's top Via, for logs."""
+        return _viaBranch(self.request)
 
     def _start(self) -> None:
         """
@@ -445,7 +647,7 @@ class ClientTransaction(_Transaction[ClientState, ClientInput]):
         if delay <= 0:
             self._fire(ClientInput.TIMER_K)
         else:
-            self._timerK = self._callLater(delay, self._onTimerK)
+            self._timerK = self._manager._timerKQueue(delay).schedule(self)
 
     def _unregister(self) -> None:
         self._manager._removeClient(self)
@@ -530,14 +732,22 @@ class _ServerBase(_Transaction[_S, _I]):
     What both server transactions share: sending responses, the last
     response, failure reporting and removal from the manager.
 
-    @ivar lastResponse: the most recent response sent, or C{None}. Its To
-        tag is the one a 200 to a CANCEL SHOULD reuse (RFC 3261 section 9.2).
+    @ivar request: the request that created the transaction; C{None} once a
+        non-INVITE transaction has stored its final response for
+        retransmission (see L{ServerTransaction}).
     @ivar onFailure: called with L{TransactionTimeout} (Timer H) or
         L{TransportFailure} (RFC 3261 section 17.2.4) when the transaction
         fails, or C{None}.
     """
 
-    __slots__ = ("lastResponse", "onFailure", "_send", "_keys")
+    __slots__ = (
+        "request",
+        "onFailure",
+        "_lastResponse",
+        "_retransmission",
+        "_send",
+        "_keys",
+    )
 
     log = Logger()
     #: The input L{TransactionManager.stop} fires.
@@ -552,10 +762,34 @@ class _ServerBase(_Transaction[_S, _I]):
         reliable: bool,
     ) -> None:
         super().__init__(manager, request, reliable)
-        self.lastResponse: Response | None = None
+        self.request: Request | None = request
         self.onFailure: Callable[[SIPError], object] | None = None
-        self._send = send
+        self._lastResponse: Response | None = None
+        self._retransmission: Retransmission | None = None
+        self._send: Callable[[Response], object] | None = send
         self._keys = keys
+
+    @property
+    def lastResponse(self) -> Response | None:
+        """
+        The most recent response sent, or C{None}. Its To tag is the one a
+        200 to a CANCEL SHOULD reuse (RFC 3261 section 9.2). Once the
+        response is only kept in wire form (L{Retransmission}), it is parsed
+        again from those octets on each access.
+        """
+        if self._lastResponse is None and self._retransmission is not None:
+            return self._retransmission.response
+        return self._lastResponse
+
+    @property
+    def branch(self) -> str | None:
+        """The branch of the request's top Via, for logs."""
+        if self.request is not None:
+            return _viaBranch(self.request)
+        key = self._keys[0][0]
+        # Only a magic-cookie key is kept without its request; its first
+        # element is the branch, lower-cased (RFC 3261 section 17.2.3).
+        return key[0] if len(key) == 3 else None
 
     def respond(self, response: Response) -> None:
         """
@@ -576,9 +810,9 @@ class _ServerBase(_Transaction[_S, _I]):
         """
         raise NotImplementedError()
 
-    def _transmit(self, response: Response) -> None:
+    def _transmit(self, send: Callable[..., object], *args: object) -> None:
         try:
-            result = self._send(response)
+            result = send(*args)
         except Exception as e:
             self.transportError(e)
             return
@@ -586,12 +820,38 @@ class _ServerBase(_Transaction[_S, _I]):
             result.addErrback(self.transportError)
 
     def _sendResponse(self, response: Response) -> None:
-        self.lastResponse = response
-        self._transmit(response)
+        self._lastResponse = response
+        send = self._send
+        if send is not None:
+            self._transmit(send, response)
 
     def _resendLast(self, _: object) -> None:
-        if self.lastResponse is not None:
-            self._transmit(self.lastResponse)
+        retransmission = self._retransmission
+        if retransmission is not None:
+            self._transmit(retransmission)
+            return
+        send = self._send
+        if self._lastResponse is not None and send is not None:
+            self._transmit(send, self._lastResponse)
+
+    def _keepForRetransmission(self) -> None:
+        """
+        Swap the request, the last response and C{send} for the response in
+        wire form, when C{send} can give it (L{RetransmittingSender}): all a
+        completed transaction needs to answer retransmissions (RFC 3261
+        section 17.2.2), in a fraction of the memory.
+        """
+        response = self._lastResponse
+        prepare = getattr(self._send, "retransmission", None)
+        if response is None or prepare is None:
+            return
+        retransmission: Retransmission | None = prepare(response)
+        if retransmission is None:
+            return
+        self._retransmission = retransmission
+        self._lastResponse = None
+        self._send = None
+        self.request = None
 
     def _report(self, error: SIPError) -> None:
         if self.onFailure is not None:
@@ -606,7 +866,7 @@ class _ServerBase(_Transaction[_S, _I]):
         cause = _asException(reason)
         self.log.info(
             "{method} server transaction {branch}: transport failure {cause!r}",
-            method=self.request.method,
+            method=self.method,
             branch=self.branch,
             cause=cause,
         )
@@ -648,6 +908,13 @@ class ServerTransaction(_ServerBase[ServerState, ServerInput]):
     """
     A non-INVITE server transaction (RFC 3261 section 17.2.2). Create it with
     L{TransactionManager.createServerTransaction}.
+
+    In "Completed" over an unreliable transport it lives on for Timer J only
+    to answer retransmissions of the request with the final response. If
+    its C{send} is a L{RetransmittingSender}, it then keeps that response as
+    a L{Retransmission} and lets go of the request, the L{Response} and
+    C{send} (L{request} becomes C{None}, L{lastResponse} is parsed again
+    from the octets when asked for).
     """
 
     __slots__ = ("_timerJ",)
@@ -666,7 +933,7 @@ class ServerTransaction(_ServerBase[ServerState, ServerInput]):
     ) -> None:
         super().__init__(manager, request, keys, send, reliable)
         self.state = ServerState.TRYING
-        self._timerJ: IDelayedCall | None = None
+        self._timerJ: _Cancellable | None = None
 
     def requestRetransmitted(self) -> None:
         """
@@ -696,7 +963,8 @@ class ServerTransaction(_ServerBase[ServerState, ServerInput]):
         if delay <= 0:
             self._fire(ServerInput.TIMER_J)
         else:
-            self._timerJ = self._callLater(delay, self._onTimerJ)
+            self._keepForRetransmission()
+            self._timerJ = self._manager._timerJQueue(delay).schedule(self)
 
     _transitions: ClassVar[_Table] = {
         # Trying: retransmissions are discarded.
@@ -876,6 +1144,8 @@ class InviteServerTransaction(_ServerBase[InviteServerState, InviteServerInput])
 
     def _sendTrying(self, _: object) -> None:
         # The 100 carries no To tag (RFC 3261 section 17.2.1: SHOULD NOT).
+        # An INVITE transaction keeps its request to the end.
+        assert self.request is not None
         self._sendResponse(makeResponse(self.request, 100))
 
     def _sendProvisional(self, response: Response) -> None:
@@ -1009,7 +1279,9 @@ def _requestKey(request: Request, toTag: str | None) -> _Key | None:
         port = via.port
         return (
             branch.lower(),
-            via.host.lower(),
+            # Interned: a completed transaction keeps its key for Timer J,
+            # and most come from a few hosts.
+            sys.intern(via.host.lower()),
             port if port is not None else defaultPort(via.transport),
         )
     fromAddr = request.fromAddr
@@ -1038,13 +1310,22 @@ class TransactionManager:
 
     Lookups are single dict accesses keyed by the matching tuple of RFC 3261
     sections 17.1.3 and 17.2.3, and a transaction removes its keys the
-    moment it terminates.
+    moment it terminates. Timers J and K of every transaction run from one
+    L{_FixedDelayQueue} each.
 
     @ivar clock: where time comes from (C{callLater}).
     @ivar timers: T1, T2 and T4 (RFC 3261 appendix A).
     """
 
-    __slots__ = ("clock", "timers", "_servers", "_clients", "_serverMethods")
+    __slots__ = (
+        "clock",
+        "timers",
+        "_servers",
+        "_clients",
+        "_serverMethods",
+        "_queues",
+        "_lastLookup",
+    )
 
     log = Logger()
 
@@ -1058,6 +1339,39 @@ class TransactionManager:
         # Methods of live server transactions, for CANCEL matching of any
         # method (RFC 3261 section 9.2).
         self._serverMethods: dict[str, int] = {}
+        self._queues: dict[tuple[str, float], _FixedDelayQueue] = {}
+        # The request absorbRequest found new last, and its key, so that the
+        # createServerTransaction which usually follows does not compute the
+        # key again.
+        self._lastLookup: tuple[Request | None, _Key | None] = (None, None)
+
+    def _queue(
+        self, name: str, delay: float, fire: Callable[[Any], object]
+    ) -> _FixedDelayQueue:
+        """
+        The queue of the fixed-length timer C{name} lasting C{delay}
+        seconds (one per delay, so that a changed L{timers} still keeps
+        each queue in deadline order).
+        """
+        queue = self._queues.get((name, delay))
+        if queue is None:
+            queue = self._queues[name, delay] = _FixedDelayQueue(
+                self.clock, delay, fire
+            )
+        return queue
+
+    def _timerJQueue(self, delay: float) -> _FixedDelayQueue:
+        return self._queue("J", delay, ServerTransaction._onTimerJ)
+
+    def _timerKQueue(self, delay: float) -> _FixedDelayQueue:
+        return self._queue("K", delay, ClientTransaction._onTimerK)
+
+    def _serverKey(self, request: Request) -> _Key | None:
+        last, key = self._lastLookup
+        if last is request:
+            self._lastLookup = (None, None)
+            return key
+        return _serverKey(request)
 
     @property
     def serverTransactionCount(self) -> int:
@@ -1100,8 +1414,11 @@ class TransactionManager:
         @return: C{True} when the request was absorbed by a transaction (the
             TU must not see it), C{False} when it is new.
         """
-        transaction = self.findServerTransaction(request)
+        key = _serverKey(request)
+        transaction = None if key is None else self._servers.get(key)
         if transaction is None:
+            # A new request: its transaction is usually created next.
+            self._lastLookup = (request, key)
             return False
         if request.method == "ACK":
             if isinstance(transaction, InviteServerTransaction):
@@ -1167,7 +1484,7 @@ class TransactionManager:
         """
         if request.method == "ACK":
             raise ValueError("ACK does not create a server transaction")
-        key = _serverKey(request)
+        key = self._serverKey(request)
         if key is None:
             raise ValueError("Cannot create a transaction: no top Via")
         if key in self._servers:
@@ -1205,7 +1522,7 @@ class TransactionManager:
             if servers.get(key) is transaction:
                 del servers[key]
         methods = self._serverMethods
-        method = transaction.request.method
+        method = transaction.method
         left = methods.get(method, 0) - 1
         if left > 0:
             methods[method] = left
@@ -1285,6 +1602,11 @@ class TransactionManager:
         deferreds fail with C{CancelledError}. For shutting down.
         """
         for client in list(self._clients.values()):
-            client.deferred.cancel()
+            if client.deferred.called:
+                # Completed: its response is delivered; only Timer K is left.
+                client._fire(ClientInput.ABANDON)
+            else:
+                client.deferred.cancel()
         for server in set(self._servers.values()):
             server._abandon()
+        self._lastLookup = (None, None)

@@ -59,6 +59,8 @@ from zope.interface import implementer
 if TYPE_CHECKING:
     from twisted.internet._sslverify import IOpenSSLTrustRoot
 
+    from sipevents.transaction import Retransmission
+
 from sipevents.addresses import TCP, TLS, UDP, Source, Target, defaultPort
 from sipevents.config import DEFAULT_LIMITS, Limits
 from sipevents.endpoints import (
@@ -86,6 +88,7 @@ __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
     "DEFAULT_IDLE_TIMEOUT",
     "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_UDP_RECEIVE_BUFFER",
     "SIPDatagramProtocol",
     "SIPStreamFactory",
     "SIPStreamProtocol",
@@ -109,8 +112,21 @@ DEFAULT_CONNECT_TIMEOUT = 32.0
 #: unknown (RFC 3261 section 18.1.1).
 DEFAULT_UDP_REQUEST_LIMIT = 1300
 
+#: Bytes of kernel receive buffer asked for on each UDP socket. Python
+#: stops now and then (a full garbage collection, a burst of work), and
+#: while it does the kernel queues the datagrams that arrive; Linux's
+#: default of about 208 KB holds only a fraction of a second of requests at
+#: a few thousand per second, and each datagram dropped then comes back
+#: T1 later as a retransmission (RFC 3261 section 17.1.2.2), adding load
+#: just when there is too much. The kernel caps the value at
+#: C{net.core.rmem_max}.
+DEFAULT_UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
+
 #: Longest reason phrase we put in an error response.
 _MAX_REASON = 128
+
+#: How many peer addresses a UDP socket keeps a L{Source} for.
+_MAX_SOURCES = 4096
 
 _WILDCARDS = frozenset({"", "0.0.0.0", "::"})
 
@@ -189,6 +205,21 @@ class SIPDatagramProtocol(DatagramProtocol):
         self.localHost = ""
         self.localPort = 0
         self.family = socket.AF_INET
+        self._sources: dict[tuple[str, int], Source] = {}
+
+    def sourceFor(self, host: str, port: int) -> Source:
+        """
+        The L{Source} of datagrams from C{host} and C{port}, shared by all
+        of them: it is immutable, and most datagrams come from a few peers.
+        At most L{_MAX_SOURCES} are kept.
+        """
+        key = (host, port)
+        source = self._sources.get(key)
+        if source is None:
+            if len(self._sources) >= _MAX_SOURCES:
+                self._sources.clear()
+            source = self._sources[key] = Source(self, normalizeHost(host), port)
+        return source
 
     def startProtocol(self) -> None:
         assert self.transport is not None
@@ -240,8 +271,14 @@ class SIPDatagramProtocol(DatagramProtocol):
         Serialize C{message} and send it to C{host} and C{port}; failures
         are logged, never raised (L{ISIPConnection}).
         """
+        self.sendData(message.toBytes(), host, port, message)
+
+    def sendData(self, data: bytes, host: str, port: int, message: object) -> None:
+        """
+        Send the serialized C{message}; failures are logged, never raised.
+        """
         try:
-            self.sendBytes(message.toBytes(), host, port)
+            self.sendBytes(data, host, port)
         except Exception as e:
             self.log.warn(
                 "Could not send {message!r} to {destination}: {error}",
@@ -249,6 +286,64 @@ class SIPDatagramProtocol(DatagramProtocol):
                 destination=describeAddress(UDP, host, port),
                 error=e,
             )
+
+
+class _DatagramRetransmission:
+    """
+    A response as sent in one datagram, to send again (a
+    L{sipevents.transaction.Retransmission}): a completed UDP server
+    transaction keeps this for Timer J instead of the messages (RFC 3261
+    section 17.2.2).
+
+    @ivar protocol: the socket it was sent from.
+    @ivar data: the octets.
+    @ivar host: the IP address it was sent to.
+    @ivar port: the port it was sent to.
+    """
+
+    __slots__ = ("protocol", "data", "host", "port")
+
+    def __init__(
+        self, protocol: SIPDatagramProtocol, data: bytes, host: str, port: int
+    ) -> None:
+        self.protocol = protocol
+        self.data = data
+        self.host = host
+        self.port = port
+
+    def __repr__(self) -> str:
+        startLine = self.data.split(b"\r\n", 1)[0]
+        destination = describeAddress(UDP, self.host, self.port)
+        return f"<Retransmission of {startLine!r} to {destination}>"
+
+    def __call__(self) -> None:
+        """
+        Send the octets again, from the same socket if it still listens,
+        else from another that can reach the address; failures are logged,
+        as L{TransportLayer.sendResponse} does.
+        """
+        protocol = self.protocol
+        if not protocol.connected:
+            other = protocol.layer._datagramFor(self.host)
+            if other is None:
+                protocol.log.warn(
+                    "Could not send {message!r} to {destination}: {error}",
+                    message=self,
+                    destination=describeAddress(UDP, self.host, self.port),
+                    error=f"No UDP socket can reach {self.host}",
+                )
+                return
+            protocol = other
+        protocol.sendData(self.data, self.host, self.port, self)
+
+    @property
+    def response(self) -> Response:
+        """
+        The response parsed again from the octets.
+        """
+        message = parseMessage(self.data, DEFAULT_LIMITS)
+        assert isinstance(message, Response)
+        return message
 
 
 @implementer(ISIPConnection, IHandshakeListener)
@@ -613,6 +708,9 @@ class TransportLayer:
     @ivar udpRequestLimit: requests larger than this many octets go over
         TCP rather than UDP (RFC 3261 section 18.1.1), or C{None} to never
         switch.
+    @ivar udpReceiveBuffer: the kernel receive buffer to ask for on each
+        UDP socket, in bytes (see L{DEFAULT_UDP_RECEIVE_BUFFER}), or
+        C{None} to leave the system default.
     @ivar advertisedHost: the host to write in Via sent-by, or C{None} to
         use the address of the listening socket (or, for a wildcard bind,
         the local address that routes to the destination).
@@ -630,6 +728,7 @@ class TransportLayer:
         *,
         connectTimeout: float = DEFAULT_CONNECT_TIMEOUT,
         udpRequestLimit: int | None = DEFAULT_UDP_REQUEST_LIMIT,
+        udpReceiveBuffer: int | None = DEFAULT_UDP_RECEIVE_BUFFER,
         advertisedHost: str | None = None,
         trustRoot: IOpenSSLTrustRoot | None = None,
         clientCertificate: PrivateCertificate | None = None,
@@ -650,6 +749,7 @@ class TransportLayer:
         self.idleTimeout = idleTimeout
         self.connectTimeout = connectTimeout
         self.udpRequestLimit = udpRequestLimit
+        self.udpReceiveBuffer = udpReceiveBuffer
         self.advertisedHost = advertisedHost
         self._trustRoot = trustRoot
         self._clientCertificate = clientCertificate
@@ -682,6 +782,7 @@ class TransportLayer:
             port = listenUDP(IReactorUDP(self._reactor), spec, protocol)
         except Exception:
             return fail()
+        self._growReceiveBuffer(port)
         self._datagrams.append(protocol)
         self._addListener(UDP, port)
         return succeed(port)
@@ -704,6 +805,27 @@ class TransportLayer:
             return port
 
         return d.addCallback(listening)
+
+    def _growReceiveBuffer(self, port: object) -> None:
+        """
+        Ask the kernel for a receive buffer of L{udpReceiveBuffer} bytes on
+        a UDP port's socket (where it has one: in-memory ports do not).
+        """
+        size = self.udpReceiveBuffer
+        sock = getattr(port, "socket", None)
+        if not size or not isinstance(sock, socket.socket):
+            return
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+            granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        except OSError as e:
+            self.log.info("Cannot set the UDP receive buffer: {error}", error=e)
+            return
+        self.log.info(
+            "UDP receive buffer: {granted} bytes (asked for {size})",
+            granted=granted,
+            size=size,
+        )
 
     def _addListener(self, transport: str, port: IListeningPort) -> None:
         host, number = _addressHostPort(port.getHost())
@@ -761,7 +883,7 @@ class TransportLayer:
         if not data or (data[0] in (10, 13) and not data.strip(b"\r\n")):
             # A keep-alive (RFC 5626 section 3.5.1), or an empty datagram.
             return
-        source = Source(connection, normalizeHost(host), port)
+        source = connection.sourceFor(host, port)
         try:
             message = parseMessage(data, self.limits)
         except ParseError as e:
@@ -970,16 +1092,52 @@ class TransportLayer:
         except Exception:
             self.log.failure("Could not send {response!r}", response=response)
 
-    def _sendResponse(self, response: Response, source: Source) -> None:
+    def sendFinalResponse(
+        self, response: Response, source: Source
+    ) -> Retransmission | None:
+        """
+        Send C{response} as L{sendResponse} does, and when it went out at
+        once in one datagram to an IP address (as every response to a UDP
+        request with a numeric sent-by or C{received} does), return a
+        L{sipevents.transaction.Retransmission} that sends the same octets
+        there again: what a completed non-INVITE server transaction keeps
+        for retransmissions (RFC 3261 section 17.2.2) in place of the
+        messages. Otherwise return C{None}.
+
+        Failures are logged, never raised.
+        """
+        try:
+            return self._sendResponse(response, source)
+        except Exception:
+            self.log.failure("Could not send {response!r}", response=response)
+            return None
+
+    def _sendResponse(
+        self, response: Response, source: Source
+    ) -> _DatagramRetransmission | None:
         connection = source.connection
         if connection.reliable and connection.connected:
             connection.sendMessage(response, source.host, source.port)
-            return
+            return None
         via = response.topVia
         if via is None:
             self.log.warn("Not sending {response!r}: no Via", response=response)
-            return
+            return None
         host, port = responseAddress(via, source)
+        if not connection.reliable and isIPAddress(host):
+            # The common case needs no resolution, so no Deferred either.
+            try:
+                return self._sendDatagramResponse(
+                    response, normalizeHost(host), port, connection
+                )
+            except Exception as e:
+                self.log.warn(
+                    "Could not send {response!r} to {destination}: {error}",
+                    response=response,
+                    destination=formatHostPort(host, port),
+                    error=str(e),
+                )
+                return None
         if connection.reliable:
             data = response.toBytes()
             d = self._resolve(host).addCallback(
@@ -1001,27 +1159,35 @@ class TransportLayer:
             )
 
         d.addErrback(failed)
+        return None
 
     def _sendDatagramResponse(
         self, response: Response, host: str, port: int, preferred: ISIPConnection
-    ) -> None:
+    ) -> _DatagramRetransmission | None:
         """
         Send a response over UDP, from the socket the request came on when
         it can reach C{host} (RFC 3581 section 4: symmetric response).
+
+        @return: the response as sent, to send again, when it went through
+            one of our UDP sockets.
         """
+        datagram: SIPDatagramProtocol | None
         if isinstance(preferred, SIPDatagramProtocol):
-            if preferred.connected and preferred.canReach(host):
-                preferred.sendMessage(response, host, port)
-                return
+            datagram = preferred
+            if not (preferred.connected and preferred.canReach(host)):
+                datagram = self._datagramFor(host)
         elif preferred.connected and addressFamily(preferred.localHost) == (
             addressFamily(host)
         ):
             preferred.sendMessage(response, host, port)
-            return
-        datagram = self._datagramFor(host)
+            return None
+        else:
+            datagram = self._datagramFor(host)
         if datagram is None:
             raise TransportError(f"No UDP socket can reach {host}")
-        datagram.sendMessage(response, host, port)
+        data = response.toBytes()
+        datagram.sendData(data, host, port, response)
+        return _DatagramRetransmission(datagram, data, host, port)
 
     def _datagramFor(self, host: str) -> SIPDatagramProtocol | None:
         """

@@ -49,12 +49,11 @@ Choices made where the RFCs leave one:
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from twisted.internet.defer import CancelledError, Deferred, fail
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -65,14 +64,11 @@ from zope.interface import implementer
 from sipevents import __version__
 from sipevents.addresses import RELIABLE, Source, Target
 from sipevents.config import DEFAULT_TIMERS, TimerConfig
-from sipevents.errors import SIPError
+from sipevents.errors import ParseError, SIPError
 from sipevents.interfaces import IMessageReceiver, IRequestContext, IRequestHandler
 from sipevents.message import Message, Request, Response, makeResponse, reasonPhrase
-from sipevents.transaction import TransactionManager
+from sipevents.transaction import Retransmission, TransactionManager
 from sipevents.uri import SIPURI, TelURI
-
-if TYPE_CHECKING:
-    from sipevents.errors import ParseError
 
 #: What we put in C{Server} and C{User-Agent} (RFC 3261 section 20.35 and
 #: 20.41).
@@ -126,6 +122,13 @@ class TransportLayerLike(Protocol):
     """
     The part of L{sipevents.transport.TransportLayer} the user agent uses;
     tests pass a fake from L{sipevents.testing}.
+
+    A transport layer may also offer C{sendFinalResponse(response, source)
+    -> Retransmission | None}, which sends like L{sendResponse} and returns
+    the response in wire form; the user agent then uses it for final
+    responses over unreliable transports, so that completed server
+    transactions hold only those octets (see
+    L{sipevents.transaction.RetransmittingSender}).
     """
 
     def sendResponse(self, response: Response, source: Source) -> None:
@@ -241,6 +244,14 @@ class MergedRequests:
     transaction can, and the oldest are forgotten first when the memory is
     full, which only means a late merged copy gets processed.
 
+    Over UDP there is an entry for every request of the last 32 seconds, so
+    an entry keeps 64-bit hashes (Python's keyed SipHash) of the request
+    identity and of the transaction identity rather than the four strings
+    they are made of, which the entry would otherwise keep alive: about 150
+    bytes instead of 450. Two different requests would have to collide in
+    64 bits, with a key no peer knows, for one to be taken for a merged
+    copy of the other.
+
     @ivar clock: the time source.
     @ivar lifetime: how long an entry is remembered, in seconds.
     @ivar maxEntries: how many entries are remembered at most.
@@ -252,9 +263,7 @@ class MergedRequests:
         self.clock = clock
         self.lifetime = lifetime
         self.maxEntries = maxEntries
-        self._entries: OrderedDict[
-            tuple[str, str, int, str], tuple[float, str | None, str]
-        ] = OrderedDict()
+        self._entries: OrderedDict[int, tuple[float, int]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -290,12 +299,12 @@ class MergedRequests:
             if oldest[0] > now:
                 break
             entries.popitem(last=False)
-        key = (callId, fromAddr.tag or "", cseq.number, cseq.method)
-        identity = (via.branch, via.sentBy)
+        key = hash((callId, fromAddr.tag or "", cseq.number, cseq.method))
+        identity = hash((via.branch, via.sentBy))
         seen = entries.get(key)
         if seen is not None:
-            return (seen[1], seen[2]) != identity
-        entries[key] = (now + self.lifetime, identity[0], identity[1])
+            return seen[1] != identity
+        entries[key] = (now + self.lifetime, identity)
         if len(entries) > self.maxEntries:
             entries.popitem(last=False)
         return False
@@ -369,6 +378,7 @@ class RequestContext:
         if self.finalResponse is not None:
             raise AlreadyResponded(self.finalResponse.code)
         self.userAgent.completeResponse(self, response)
+        _shareVias(self.request, response)
         if response.code >= 200:
             self.finalResponse = response
             if self._timeout is not None and self._timeout.active():
@@ -387,6 +397,61 @@ class _ServerTransactionLike(Protocol):
         """Send C{response} and keep it for retransmissions."""
 
 
+class _ResponseSender:
+    """
+    The C{send} of one server transaction: hands its responses to the user
+    agent's transport layer for the request's source (RFC 3261 section
+    18.2.2). It is a L{sipevents.transaction.RetransmittingSender}: a final
+    response sent over an unreliable transport through a transport layer
+    with C{sendFinalResponse} is kept in the wire form that returns, for
+    the transaction to take in place of the messages.
+
+    One small object per transaction, where a C{functools.partial} of a
+    bound method would be three.
+    """
+
+    __slots__ = ("userAgent", "source", "_sent", "_retransmission")
+
+    def __init__(self, userAgent: UserAgent, source: Source) -> None:
+        self.userAgent = userAgent
+        self.source = source
+        self._sent: Response | None = None
+        self._retransmission: Retransmission | None = None
+
+    def __call__(self, response: Response) -> None:
+        userAgent = self.userAgent
+        transportLayer = userAgent.transportLayer
+        source = self.source
+        if transportLayer is None:
+            userAgent.log.error(
+                "No transport layer: dropped {code} response to {host}:{port}",
+                code=response.code,
+                host=source.host,
+                port=source.port,
+            )
+            return
+        if response.code >= 200 and not source.reliable:
+            sendFinal: Callable[[Response, Source], Retransmission | None] | None = (
+                getattr(transportLayer, "sendFinalResponse", None)
+            )
+            if sendFinal is not None:
+                self._retransmission = sendFinal(response, source)
+                self._sent = response
+                return
+        transportLayer.sendResponse(response, source)
+
+    def retransmission(self, response: Response) -> Retransmission | None:
+        """
+        The wire form of C{response} if it is the final response this
+        sender sent last and the transport layer gave one; handed over
+        once.
+        """
+        retransmission = self._retransmission
+        sent = self._sent
+        self._retransmission = self._sent = None
+        return retransmission if sent is response else None
+
+
 def _reject(
     code: int, reason: str | None = None, headers: Iterable[tuple[str, str]] = ()
 ) -> SIPError:
@@ -397,6 +462,23 @@ def _reject(
     return SIPError(
         reasonPhrase(code) if reason is None else reason, code, list(headers)
     )
+
+
+def _shareVias(request: Request, response: Response) -> None:
+    """
+    Give C{response}, whose Via fields were copied from C{request}
+    (RFC 3261 section 8.2.6.2), the request's parsed Via view, so that the
+    transport layer routing it (section 18.2.2) does not parse them again.
+    Via values are immutable, so sharing them is safe; the view is only
+    taken when the fields are the same text, and never parsed here.
+    """
+    if response.headers.getAll("via") != request.headers.getAll("via"):
+        return
+    try:
+        vias = list(request.vias)
+    except ParseError:
+        return
+    response.headers.parsed("via", lambda values: vias)
 
 
 def _describe(message: Message) -> str:
@@ -607,10 +689,13 @@ class UserAgent:
                 via.sentBy if via is not None else "",
             )
         )
-        digest = hmac.new(
-            self._tagSecret, identity.encode("utf-8", "surrogateescape"), hashlib.sha256
-        ).digest()
-        return digest[:8].hex()
+        # Keyed BLAKE2b is a MAC in one C call (RFC 7693 section 2.9);
+        # hmac.new builds two SHA-256 objects in Python for each request.
+        return hashlib.blake2b(
+            identity.encode("utf-8", "surrogateescape"),
+            key=self._tagSecret,
+            digest_size=8,
+        ).hexdigest()
 
     def completeResponse(self, context: RequestContext, response: Response) -> None:
         """
@@ -637,21 +722,6 @@ class UserAgent:
             if events:
                 headers.add("Allow-Events", ", ".join(events))
 
-    def _sendResponse(self, source: Source, response: Response) -> None:
-        """
-        The C{send} of our server transactions.
-        """
-        transportLayer = self.transportLayer
-        if transportLayer is None:
-            self.log.error(
-                "No transport layer: dropped {code} response to {host}:{port}",
-                code=response.code,
-                host=source.host,
-                port=source.port,
-            )
-            return
-        transportLayer.sendResponse(response, source)
-
     def _requestReceived(self, request: Request, source: Source) -> None:
         # RFC 3261 section 17.2.3: a retransmission, or the ACK of a non-2xx
         # final response to one of our INVITE transactions (section 17.2.1).
@@ -670,7 +740,7 @@ class UserAgent:
         toAddr = request.toAddr
         inDialog = toAddr is not None and toAddr.tag is not None
         transaction = self.transactions.createServerTransaction(
-            request, partial(self._sendResponse, source), source.reliable
+            request, _ResponseSender(self, source), source.reliable
         )
         context = RequestContext(
             self, request, source, self.toTagFor(request), inDialog, transaction

@@ -12,9 +12,11 @@ from sipevents.addresses import Source, Target
 from sipevents.headers import parseVia
 from sipevents.message import Request
 from sipevents.routing import (
+    _canonicalIP,
     formatHostPort,
     isIPAddress,
     normalizeHost,
+    replaceTopVia,
     responseAddress,
     sameAddress,
     stampReceived,
@@ -51,6 +53,19 @@ class AddressHelperTests(SynchronousTestCase):
         self.assertEqual(normalizeHost("::FFFF:127.0.0.1"), "127.0.0.1")
         self.assertEqual(normalizeHost("Example.COM"), "example.com")
         self.assertEqual(normalizeHost("127.0.0.1"), "127.0.0.1")
+
+    def test_hostChecksCached(self) -> None:
+        """
+        Host checks run once per distinct spelling: every received request
+        asks about its source and its Via, from the same few peers.
+        """
+        _canonicalIP.cache_clear()
+        for _ in range(5):
+            self.assertTrue(isIPAddress("127.0.0.1"))
+            self.assertTrue(sameAddress("127.0.0.1", "::ffff:127.0.0.1"))
+            self.assertEqual(normalizeHost("[::1]"), "::1")
+            self.assertFalse(isIPAddress("example.com"))
+        self.assertEqual(_canonicalIP.cache_info().misses, 4)
 
     def test_formatHostPort(self) -> None:
         """
@@ -197,6 +212,62 @@ class StampReceivedTests(SynchronousTestCase):
             ],
         )
         self.assertEqual(len(request.vias), 3)
+
+    def test_typedViasAfterStamping(self) -> None:
+        """
+        After stamping, the typed Via view is what parsing the changed
+        field gives, for the top value and the others, on one line and on
+        several.
+        """
+        request = buildRequest("OPTIONS", via=False)
+        request.headers.addFirst("Via", "SIP/2.0/UDP 127.0.0.9;branch=z9hG4bKlast")
+        request.headers.addFirst(
+            "v",
+            "SIP/2.0/UDP a.example;branch=z9hG4bKtop;rport, "
+            "SIP/2.0/TCP b.example;branch=z9hG4bKmid",
+        )
+        self.assertEqual(len(request.vias), 3)
+        stampReceived(request, "127.0.0.1", 5070)
+        parsed = [
+            via for value in request.headers.getAll("Via") for via in parseVia(value)
+        ]
+        self.assertEqual(request.vias, parsed)
+        self.assertEqual(parsed[0].rport, 5070)
+        self.assertEqual(parsed[0].received, "127.0.0.1")
+
+    def test_otherTypedViewsKept(self) -> None:
+        """
+        Stamping changes only the Via field, so the typed views already
+        parsed from the other fields are kept rather than parsed again.
+        """
+        request = _request("SIP/2.0/UDP a.example:5070;branch=z9hG4bKa;rport")
+        fromAddr = request.fromAddr
+        cseq = request.cseq
+        self.assertIsNotNone(request.topVia)
+        stampReceived(request, "127.0.0.1", 40000)
+        self.assertIs(request.fromAddr, fromAddr)
+        self.assertIs(request.cseq, cseq)
+        via = request.topVia
+        assert via is not None
+        self.assertEqual(
+            request.headers.get("Via"),
+            "SIP/2.0/UDP a.example:5070;branch=z9hG4bKa;rport=40000;received=127.0.0.1",
+        )
+        [reparsed] = parseVia(request.headers.get("Via") or "")
+        self.assertEqual(via, reparsed)
+
+    def test_replaceTopViaWithoutOldViews(self) -> None:
+        """
+        L{replaceTopVia} without the old views drops every typed view, to
+        be parsed again from the fields.
+        """
+        request = _request("SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKa")
+        old = request.topVia
+        assert old is not None
+        replaceTopVia(request, old.withParam("received", "127.0.0.2"))
+        via = request.topVia
+        assert via is not None
+        self.assertEqual(via.received, "127.0.0.2")
 
     def test_noVia(self) -> None:
         """

@@ -19,6 +19,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from sipevents.config import TimerConfig
 from sipevents.errors import SIPError
 from sipevents.message import Request, Response, makeResponse
+from sipevents.parser import parseMessage
 from sipevents.transaction import (
     MAGIC_COOKIE,
     ClientInput,
@@ -34,6 +35,7 @@ from sipevents.transaction import (
     TransactionManager,
     TransactionTimeout,
     TransportFailure,
+    _FixedDelayQueue,
 )
 from sipevents.uri import parseURI
 
@@ -1231,6 +1233,22 @@ class ManagerTests(TransactionTestCase):
         self.assertEqual(self.manager.serverTransactionCount, 0)
         self.assertEqual(self.manager.clientTransactionCount, 0)
 
+    def test_stopCompletedClient(self) -> None:
+        """
+        L{TransactionManager.stop} also ends client transactions that have
+        their final response and wait for Timer K (RFC 3261 section
+        17.1.2.2), leaving their result alone.
+        """
+        client, _, request = self.client()
+        response = makeResponse(request, 200)
+        self.manager.matchResponse(response)
+        self.assertIs(client.state, ClientState.COMPLETED)
+        self.manager.stop()
+        self.assertIs(client.state, ClientState.TERMINATED)
+        self.assertIs(self.successResultOf(client.deferred), response)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(self.manager.clientTransactionCount, 0)
+
     def test_rfc3261_appendixA_configurableTimers(self) -> None:
         """
         T1, T2 and T4 come from the manager's L{TimerConfig}: Timer E runs
@@ -1349,3 +1367,303 @@ class ManagerTests(TransactionTestCase):
                         client.deferred.addErrback(lambda failure: None)
                     self.manager.stop()
         self.assertGreater(checked, 0)
+
+
+class WireSender(ServerSends):
+    """
+    A server transaction's C{send} that can also hand over the final
+    response in wire form (a L{RetransmittingSender}), as the user agent's
+    does over UDP.
+
+    @ivar resent: the times each L{WireRetransmission} was called.
+    @ivar refuse: when set, L{retransmission} gives C{None}.
+    @ivar failure: when set, retransmissions raise it.
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__(clock)
+        self.resent: list[float] = []
+        self.refuse = False
+        self.failure: Exception | None = None
+
+    def retransmission(self, response: Response) -> WireRetransmission | None:
+        if self.refuse:
+            return None
+        return WireRetransmission(self, response.toBytes())
+
+
+class WireRetransmission:
+    """
+    A L{Retransmission} that records its calls on its L{WireSender}.
+    """
+
+    def __init__(self, sender: WireSender, data: bytes) -> None:
+        self.sender = sender
+        self.data = data
+
+    def __call__(self) -> None:
+        if self.sender.failure is not None:
+            raise self.sender.failure
+        self.sender.resent.append(self.sender.clock.seconds())
+
+    @property
+    def response(self) -> Response:
+        message = parseMessage(self.data)
+        assert isinstance(message, Response)
+        return message
+
+
+class CompletedStorageTests(TransactionTestCase):
+    """
+    What a non-INVITE server transaction keeps in "Completed" (RFC 3261
+    section 17.2.2 needs only its key and the final response): with a
+    L{RetransmittingSender}, the response in wire form and nothing else.
+    """
+
+    def wireServer(
+        self, request: Request, reliable: bool = False
+    ) -> tuple[ServerTransaction, WireSender]:
+        sends = WireSender(self.clock)
+        transaction = self.manager.createServerTransaction(request, sends, reliable)
+        assert isinstance(transaction, ServerTransaction)
+        self.watched.append(transaction)
+        return transaction, sends
+
+    def test_rfc3261_17_2_2_completedKeepsWireForm(self) -> None:
+        """
+        Over an unreliable transport the completed transaction lets go of
+        the request and the response, answers each retransmission with the
+        stored octets, and still ends with Timer J (RFC 3261 section
+        17.2.2).
+        """
+        request = makeRequest()
+        transaction, sends = self.wireServer(request)
+        final = makeResponse(request, 200, toTag="srv")
+        transaction.respond(final)
+        self.assertEqual(sends.sent, [(0.0, final)])
+        self.assertIs(transaction.state, ServerState.COMPLETED)
+        self.assertIsNone(transaction.request)
+        self.assertIsNone(transaction._lastResponse)
+        self.assertIsNone(transaction._send)
+        lastResponse = transaction.lastResponse
+        assert lastResponse is not None
+        self.assertEqual(lastResponse.toBytes(), final.toBytes())
+        self.assertEqual(transaction.branch, "z9hg4bktest1")
+        self.assertIn("SUBSCRIBE branch=z9hg4bktest1 Completed", repr(transaction))
+        self.advanceTo(1.0)
+        self.assertTrue(self.manager.absorbRequest(makeRequest()))
+        self.advanceTo(2.0)
+        self.assertTrue(self.manager.absorbRequest(makeRequest()))
+        self.assertEqual(sends.resent, [1.0, 2.0])
+        self.assertEqual(len(sends.sent), 1)
+        self.advanceTo(32.0)
+        self.assertIs(transaction.state, ServerState.TERMINATED)
+        self.assertEqual(self.manager.serverTransactionCount, 0)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_rfc3261_17_2_2_proceedingKeepsRequest(self) -> None:
+        """
+        Until the final response the transaction keeps its request and
+        re-sends provisional responses through C{send}.
+        """
+        request = makeRequest()
+        transaction, sends = self.wireServer(request)
+        transaction.respond(makeResponse(request, 100))
+        transaction.requestRetransmitted()
+        self.assertIs(transaction.request, request)
+        self.assertEqual(sends.codes, [100, 100])
+        self.assertEqual(sends.resent, [])
+
+    def test_rfc3261_17_2_2_reliableKeepsNothing(self) -> None:
+        """
+        Over a reliable transport the transaction terminates at once: there
+        is nothing to keep (Timer J is zero).
+        """
+        request = makeRequest(transport="TCP")
+        transaction, sends = self.wireServer(request, reliable=True)
+        transaction.respond(makeResponse(request, 200, toTag="srv"))
+        self.assertIs(transaction.state, ServerState.TERMINATED)
+        self.assertEqual(sends.codes, [200])
+
+    def test_senderWithoutWireForm(self) -> None:
+        """
+        A sender that cannot give the wire form leaves the transaction with
+        its request and response, re-sent through C{send}.
+        """
+        request = makeRequest()
+        transaction, sends = self.wireServer(request)
+        sends.refuse = True
+        final = makeResponse(request, 200, toTag="srv")
+        transaction.respond(final)
+        self.assertIs(transaction.request, request)
+        self.assertIs(transaction.lastResponse, final)
+        transaction.requestRetransmitted()
+        self.assertEqual([r for _, r in sends.sent], [final, final])
+
+    def test_rfc3261_17_2_4_retransmissionFails(self) -> None:
+        """
+        A stored response that cannot be sent again is a transport error:
+        the TU is told and the transaction terminates (RFC 3261 section
+        17.2.4).
+        """
+        request = makeRequest()
+        transaction, sends = self.wireServer(request)
+        failures: list[SIPError] = []
+        transaction.onFailure = failures.append
+        transaction.respond(makeResponse(request, 200, toTag="srv"))
+        sends.failure = OSError("gone")
+        with capturedLogs():
+            transaction.requestRetransmitted()
+        self.assertIs(transaction.state, ServerState.TERMINATED)
+        [failure] = failures
+        assert isinstance(failure, TransportFailure)
+        self.assertIs(failure.cause, sends.failure)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class FixedTimerTests(TransactionTestCase):
+    """
+    Timers J and K run from one shared queue per manager: one
+    C{IDelayedCall} on the clock however many transactions wait, each
+    firing at its own time (RFC 3261 sections 17.1.2.2 and 17.2.2).
+    """
+
+    def test_rfc3261_17_2_2_timerJShared(self) -> None:
+        """
+        Transactions completed at different times each end exactly Timer J
+        after their final response, with one delayed call on the clock.
+        """
+        transactions = []
+        for n in range(40):
+            request = makeRequest(branch=f"z9hG4bKshared{n}")
+            transaction, _ = self.server(request)
+            transaction.respond(makeResponse(request, 200, toTag="srv"))
+            transactions.append((self.clock.seconds() + 32.0, transaction))
+            self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+            self.clock.advance(0.25)
+        for end, transaction in transactions:
+            self.advanceTo(end - 0.125)
+            self.assertIs(transaction.state, ServerState.COMPLETED)
+            self.advanceTo(end)
+            self.assertIs(transaction.state, ServerState.TERMINATED)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_rfc3261_17_1_2_2_timerKShared(self) -> None:
+        """
+        Timer K of completed client transactions runs from the shared
+        queue too: each ends T4 after its final response.
+        """
+        clients = []
+        for _ in range(10):
+            transaction, _, request = self.client()
+            self.manager.matchResponse(makeResponse(request, 200))
+            clients.append((self.clock.seconds() + 5.0, transaction))
+            self.clock.advance(0.25)
+        for end, transaction in clients:
+            self.advanceTo(end - 0.125)
+            self.assertIs(transaction.state, ClientState.COMPLETED)
+            self.advanceTo(end)
+            self.assertIs(transaction.state, ClientState.TERMINATED)
+        self.assertEqual(self.manager.clientTransactionCount, 0)
+
+    def test_cancelledTimersLeaveNoCall(self) -> None:
+        """
+        When every waiting transaction is abandoned, the shared queue
+        cancels its delayed call.
+        """
+        for n in range(5):
+            request = makeRequest(branch=f"z9hG4bKstop{n}")
+            transaction, _ = self.server(request)
+            transaction.respond(makeResponse(request, 200, toTag="srv"))
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.manager.stop()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(self.manager.serverTransactionCount, 0)
+
+    def test_changedTimers(self) -> None:
+        """
+        A manager whose timers change keeps deadlines exact: each Timer J
+        length has its own queue.
+        """
+        first = makeRequest(branch="z9hG4bKlong")
+        long, _ = self.server(first)
+        long.respond(makeResponse(first, 200, toTag="srv"))
+        self.manager.timers = TimerConfig(T1=0.125)
+        second = makeRequest(branch="z9hG4bKshort")
+        short, _ = self.server(second)
+        short.respond(makeResponse(second, 200, toTag="srv"))
+        self.advanceTo(8.0)
+        self.assertIs(short.state, ServerState.TERMINATED)
+        self.assertIs(long.state, ServerState.COMPLETED)
+        self.advanceTo(32.0)
+        self.assertIs(long.state, ServerState.TERMINATED)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_queueOrderAndReentry(self) -> None:
+        """
+        The queue fires targets in the order armed, each C{delay} after it
+        was armed; a callback may arm the queue again, and one that raises
+        is logged without stopping the others.
+        """
+        fired: list[tuple[float, str]] = []
+        queue: _FixedDelayQueue
+
+        def fire(target: str) -> None:
+            fired.append((self.clock.seconds(), target))
+            if target == "boom":
+                raise ValueError(target)
+            if target == "again":
+                queue.schedule("later")
+
+        queue = _FixedDelayQueue(self.clock, 2.0, fire)
+        queue.schedule("a")
+        self.clock.advance(0.5)
+        again = queue.schedule("again")
+        boom = queue.schedule("boom")
+        cancelled = queue.schedule("cancelled")
+        self.clock.advance(0.5)
+        queue.schedule("b")
+        cancelled.cancel()
+        cancelled.cancel()
+        self.assertFalse(cancelled.active())
+        self.assertTrue(again.active())
+        self.assertEqual(len(queue), 4)
+        with capturedLogs() as events:
+            self.clock.advance(10.0)
+            self.clock.advance(10.0)
+        self.assertEqual(
+            fired,
+            [
+                (11.0, "a"),
+                (11.0, "again"),
+                (11.0, "boom"),
+                (11.0, "b"),
+                (21.0, "later"),
+            ],
+        )
+        self.assertFalse(again.active())
+        self.assertFalse(boom.active())
+        [failed] = [e for e in events if "Timer callback failed" in e["log_format"]]
+        self.assertIsInstance(failed["log_failure"].value, ValueError)
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
+        self.assertEqual(len(queue), 0)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_queueExactDeadlines(self) -> None:
+        """
+        Each target fires at the first clock step at or past its deadline,
+        never before, with deadlines that are not binary fractions.
+        """
+        fired: list[tuple[float, int]] = []
+        queue = _FixedDelayQueue(
+            self.clock, 0.3, lambda n: fired.append((self.clock.seconds(), n))
+        )
+        for n in range(3):
+            queue.schedule(n)
+            self.clock.advance(0.1)
+        for _ in range(10):
+            self.clock.advance(0.1)
+        self.assertEqual([n for _, n in fired], [0, 1, 2])
+        for (when, n), armed in zip(fired, (0.0, 0.1, 0.2), strict=True):
+            self.assertGreaterEqual(when, armed + 0.3 - 1e-9, n)
+            self.assertLess(when, armed + 0.3 + 0.1, n)

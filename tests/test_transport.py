@@ -6,6 +6,7 @@ L{Clock}: no sockets.
 from __future__ import annotations
 
 import random
+import socket
 from typing import Any
 
 from twisted.internet.address import IPv4Address
@@ -34,6 +35,7 @@ from sipevents.testing import (
     connectStream,
 )
 from sipevents.transport import (
+    DEFAULT_UDP_RECEIVE_BUFFER,
     SIPDatagramProtocol,
     SIPStreamFactory,
     SIPStreamProtocol,
@@ -154,6 +156,26 @@ class DatagramReceiveTests(_LayerTestMixin):
         self.assertEqual((via.received, via.rport), ("127.0.0.1", 40001))
         self.assertEqual(source, Source(protocol, "127.0.0.1", 40001))
         self.assertEqual(source.transport, "UDP")
+
+    def test_sourcesShared(self) -> None:
+        """
+        Datagrams from one peer share one L{Source} (it is immutable);
+        another peer gets its own, and the memory of them is bounded.
+        """
+        protocol, _ = self.listenUDP()
+        for n in range(2):
+            request = buildRequest("OPTIONS", branch=f"z9hG4bKshared{n}")
+            protocol.datagramReceived(request.toBytes(), ("127.0.0.1", 40001))
+        protocol.datagramReceived(
+            buildRequest("OPTIONS", branch="z9hG4bKother").toBytes(),
+            ("::ffff:127.0.0.1", 40002),
+        )
+        [(_, first), (_, second), (_, third)] = self.receiver.received
+        self.assertIs(first, second)
+        self.assertEqual(third, Source(protocol, "127.0.0.1", 40002))
+        for port in range(5000):
+            protocol.sourceFor("127.0.0.1", port)
+        self.assertLessEqual(len(protocol._sources), 4096)
 
     def test_rfc5626_keepAliveIgnored(self) -> None:
         """
@@ -737,6 +759,166 @@ class ResponseRoutingTests(_LayerTestMixin):
             factory.clientConnectionFailed(None, Failure(ConnectionRefusedError()))
         self.assertTrue(any("Could not send" in e["log_format"] for e in events))
         self.assertEqual(self.flushLoggedErrors(), [])
+
+
+class FinalResponseTests(_LayerTestMixin):
+    """
+    Tests for L{TransportLayer.sendFinalResponse}: a response sent as
+    L{TransportLayer.sendResponse} does, kept in wire form for the
+    retransmissions of a completed server transaction (RFC 3261 section
+    17.2.2).
+    """
+
+    def _final(self, via: str, source: Source) -> tuple[Response, Any]:
+        request = buildRequest("OPTIONS", via=False)
+        request.headers.addFirst("Via", via)
+        response = buildResponse(request, 200)
+        return response, self.layer.sendFinalResponse(response, source)
+
+    def test_rfc3261_17_2_2_udpRetransmission(self) -> None:
+        """
+        Over UDP to an address, the response goes out at once and the
+        returned retransmission sends the same octets to the same place
+        from the same socket; its C{response} parses them again.
+        """
+        protocol, port = self.listenUDP()
+        response, retransmission = self._final(
+            "SIP/2.0/UDP 127.0.0.9:5070;branch=z9hG4bKa;rport=40010;received=127.0.0.1",
+            Source(protocol, "127.0.0.1", 40010),
+        )
+        self.assertEqual(port.written, [(response.toBytes(), ("127.0.0.1", 40010))])
+        retransmission()
+        self.assertEqual(port.written[1], port.written[0])
+        self.assertEqual(retransmission.response.toBytes(), response.toBytes())
+        self.assertIn("SIP/2.0 200 OK", repr(retransmission))
+        self.assertIn("127.0.0.1:40010", repr(retransmission))
+
+    def test_retransmissionFromAnotherSocket(self) -> None:
+        """
+        When the socket a response went out of has closed, the
+        retransmission goes out of another that can reach the address; with
+        none left it is logged and dropped, never raised.
+        """
+        protocol, port = self.listenUDP()
+        _, other = self.listenUDP("udp:5062:interface=127.0.0.1")
+        _, retransmission = self._final(
+            "SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKa",
+            Source(protocol, "127.0.0.1", 40010),
+        )
+        port.stopListening()
+        retransmission()
+        self.assertEqual(len(port.written), 1)
+        self.assertEqual(other.written, [(port.written[0][0], ("127.0.0.1", 5070))])
+        other.stopListening()
+        with capturedLogs() as events:
+            retransmission()
+        self.assertEqual(len(other.written), 1)
+        self.assertTrue(any("Could not send" in e["log_format"] for e in events))
+
+    def test_hostNameNotKept(self) -> None:
+        """
+        A response routed to a host name is sent once the name resolves,
+        and not kept in wire form.
+        """
+        protocol, port = self.listenUDP()
+        _, retransmission = self._final(
+            "SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKa;maddr=localhost",
+            Source(protocol, "127.0.0.1", 40010),
+        )
+        self.assertIsNone(retransmission)
+        self.assertEqual(port.written[0][1], ("127.0.0.1", 5070))
+
+    def test_streamNotKept(self) -> None:
+        """
+        Over a stream there are no retransmissions, and nothing is kept.
+        """
+        protocol, transport = self.connect()
+        _, retransmission = self._final(
+            "SIP/2.0/TCP 127.0.0.1:40000;branch=z9hG4bKa",
+            Source(protocol, "127.0.0.1", 40000),
+        )
+        self.assertIsNone(retransmission)
+        self.assertEqual(_parse(transport.value()).code, 200)  # type: ignore[union-attr]
+
+    def test_fakeConnectionNotKept(self) -> None:
+        """
+        A response through another L{ISIPConnection} provider goes through
+        its C{sendMessage}, and is not kept.
+        """
+        connection = FakeSIPConnection()
+        response, retransmission = self._final(
+            "SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKa",
+            Source(connection, "127.0.0.1", 9),
+        )
+        self.assertIsNone(retransmission)
+        self.assertEqual(connection.sent, [(response, "127.0.0.1", 5070)])
+
+    def test_noSocketLogged(self) -> None:
+        """
+        A response no socket can carry is logged and dropped.
+        """
+        protocol, port = self.listenUDP()
+        with capturedLogs() as events:
+            _, retransmission = self._final(
+                "SIP/2.0/UDP [::1]:5070;branch=z9hG4bKa",
+                Source(protocol, "127.0.0.1", 40010),
+            )
+        self.assertIsNone(retransmission)
+        self.assertEqual(port.written, [])
+        self.assertTrue(any("Could not send" in e["log_format"] for e in events))
+
+
+class ReceiveBufferTests(SynchronousTestCase):
+    """
+    The kernel receive buffer of UDP sockets, which holds datagrams while
+    the process is busy.
+    """
+
+    def _port(self) -> Any:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(sock.close)
+
+        class Port:
+            socket = sock
+
+        return Port()
+
+    def test_grown(self) -> None:
+        """
+        The layer asks for C{udpReceiveBuffer} bytes and logs what the
+        kernel granted (at most C{net.core.rmem_max}).
+        """
+        port = self._port()
+        before = port.socket.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        layer = TransportLayer(MemoryUDPReactor(), MemoryReceiver())
+        self.assertEqual(layer.udpReceiveBuffer, DEFAULT_UDP_RECEIVE_BUFFER)
+        with capturedLogs() as events:
+            layer._growReceiveBuffer(port)
+        after = port.socket.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        self.assertGreaterEqual(after, before)
+        [event] = [e for e in events if "receive buffer" in e["log_format"]]
+        self.assertEqual(event["granted"], after)
+        self.assertEqual(event["size"], DEFAULT_UDP_RECEIVE_BUFFER)
+
+    def test_leftAlone(self) -> None:
+        """
+        With C{udpReceiveBuffer=None} the system default stays; a port
+        without a socket (in memory) is left alone.
+        """
+        port = self._port()
+        before = port.socket.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        layer = TransportLayer(
+            MemoryUDPReactor(), MemoryReceiver(), udpReceiveBuffer=None
+        )
+        with capturedLogs() as events:
+            layer._growReceiveBuffer(port)
+            TransportLayer(MemoryUDPReactor(), MemoryReceiver())._growReceiveBuffer(
+                object()
+            )
+        self.assertEqual(
+            port.socket.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF), before
+        )
+        self.assertEqual(events, [])
 
 
 class RequestTests(_LayerTestMixin):

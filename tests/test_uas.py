@@ -25,7 +25,8 @@ from sipevents.interfaces import (
 )
 from sipevents.message import Message, Request, Response, makeResponse
 from sipevents.parser import parseMessage
-from sipevents.testing import FakeSIPConnection
+from sipevents.testing import FakeSIPConnection, MemoryUDPReactor, connectStream
+from sipevents.transport import TransportLayer
 from sipevents.uas import (
     AlreadyResponded,
     FunctionHandler,
@@ -1002,3 +1003,70 @@ class ResponseTests(UserAgentTestsMixin, SynchronousTestCase):
         self.receive(request)
         self.assertEqual(self.responses(), [])
         self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
+
+
+class CompletedTransactionTests(SynchronousTestCase):
+    """
+    The user agent on a real L{TransportLayer} in memory: what a completed
+    UDP transaction keeps for Timer J (RFC 3261 section 17.2.2).
+    """
+
+    def setUp(self) -> None:
+        self.reactor = MemoryUDPReactor()
+        self.clock = Clock()
+        self.ua = UserAgent(self.clock, None, TIMERS)
+        self.layer = TransportLayer(self.reactor, self.ua)
+        self.ua.transportLayer = self.layer
+        self.successResultOf(self.layer.listen("udp:5060:interface=127.0.0.1"))
+        self.port = self.reactor.udpPorts[0]
+
+    def datagram(self, request: Request) -> None:
+        self.port.protocol.datagramReceived(request.toBytes(), ("127.0.0.1", 5070))
+
+    def test_rfc3261_17_2_2_completedKeepsOnlyWireForm(self) -> None:
+        """
+        Once answered, an OPTIONS transaction over UDP keeps the 200 as
+        sent and lets go of the request; a retransmission of the request
+        gets the same octets at the same address; Timer J still ends it.
+        """
+        request = buildRequest(branch="z9hG4bK-wire")
+        self.datagram(request)
+        [(first, address)] = self.port.written
+        self.assertEqual(address, ("127.0.0.1", 5070))
+        transaction = self.ua.transactions.findServerTransaction(request)
+        assert transaction is not None
+        self.assertIsNone(transaction.request)
+        lastResponse = transaction.lastResponse
+        assert lastResponse is not None
+        self.assertEqual(lastResponse.toBytes(), first)
+        self.datagram(request)
+        self.assertEqual(self.port.written, [(first, address)] * 2)
+        self.clock.advance(TIMERS.timerJ)
+        self.assertEqual(self.ua.transactions.serverTransactionCount, 0)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_rfc3261_17_2_2_tcpKeepsNothing(self) -> None:
+        """
+        Over TCP the transaction ends with its final response.
+        """
+        self.successResultOf(self.layer.listen("tcp:5060:interface=127.0.0.1"))
+        [(_, factory, _, _)] = self.reactor.tcpServers
+        protocol, transport = connectStream(factory)
+        request = buildRequest(transport="TCP", sentBy="127.0.0.1:40000")
+        protocol.dataReceived(request.toBytes())
+        response = parseMessage(transport.value())
+        assert isinstance(response, Response)
+        self.assertEqual(response.code, 200)
+        self.assertEqual(self.ua.transactions.serverTransactionCount, 0)
+
+    def test_rfc3261_19_3_toTagKeyed(self) -> None:
+        """
+        The To tag is 64 bits of a keyed hash (RFC 3261 section 19.3): the
+        same for the same request, different under another key.
+        """
+        request = buildRequest()
+        tag = self.ua.toTagFor(request)
+        self.assertEqual(len(tag), 16)
+        int(tag, 16)
+        self.assertEqual(self.ua.toTagFor(buildRequest()), tag)
+        self.assertNotEqual(UserAgent(self.clock).toTagFor(request), tag)

@@ -244,7 +244,10 @@ def runScenario(
     if step.seconds > 0:
         step.achieved = step.successful / step.seconds
     missing = calls - step.successful - step.failed
-    if step.failed or missing:
+    if step.exitCode is None:
+        # Killed after the timeout: the statistics stop where it hung.
+        step.note = f"{step.note}: {step.successful} ok, {missing} unfinished"
+    elif step.failed or missing:
         step.note = f"{step.failed} failed, {missing} unfinished"
     elif step.exitCode != 0:
         step.note = f"SIPp exit code {step.exitCode}"

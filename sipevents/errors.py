@@ -82,3 +82,92 @@ class MessageTooLarge(ParseError):
 
     status = 513
     defaultReason = "Message Too Large"
+
+
+class Forbidden(SIPError):
+    """403: the request is understood but refused (RFC 3261 section 21.4.4)."""
+
+    status = 403
+    defaultReason = "Forbidden"
+
+
+class NotFound(SIPError):
+    """404: the resource does not exist (RFC 3261 section 21.4.5)."""
+
+    status = 404
+    defaultReason = "Not Found"
+
+
+class NotAcceptable(SIPError):
+    """
+    406: no body type the client accepts can be produced (RFC 3261 section
+    21.4.7).
+    """
+
+    status = 406
+    defaultReason = "Not Acceptable"
+
+
+class ConditionalRequestFailed(SIPError):
+    """412: unknown SIP-If-Match entity-tag (RFC 3903 section 11.2.1)."""
+
+    status = 412
+    defaultReason = "Conditional Request Failed"
+
+
+class RequestEntityTooLarge(SIPError):
+    """413: the body is over the configured limit (RFC 3261 section 21.4.11)."""
+
+    status = 413
+    defaultReason = "Request Entity Too Large"
+
+
+class UnsupportedMediaType(SIPError):
+    """
+    415: the body type is not one we take (RFC 3261 section 21.4.13); give
+    the C{Accept} header in C{headers}.
+    """
+
+    status = 415
+    defaultReason = "Unsupported Media Type"
+
+
+class IntervalTooBrief(SIPError):
+    """
+    423: the requested duration is below our minimum (RFC 3261 section
+    21.4.17, RFC 6665 section 4.2.1.1, RFC 3903 section 6); carries the
+    C{Min-Expires} header.
+    """
+
+    status = 423
+    defaultReason = "Interval Too Brief"
+
+    def __init__(self, minExpires: int, reason: str | None = None) -> None:
+        super().__init__(reason, headers=[("Min-Expires", str(minExpires))])
+        self.minExpires = minExpires
+
+
+class CallDoesNotExist(SIPError):
+    """
+    481: the request is for a dialog or subscription we do not have
+    (RFC 3261 section 12.2.2, RFC 6665 section 4.1.3 and 4.2.1).
+    """
+
+    status = 481
+    defaultReason = "Subscription Does Not Exist"
+
+
+class BadEvent(SIPError):
+    """
+    489: the Event package (or template) is not served (RFC 6665 section
+    4.2.1.1 and 8.3.1); carries C{Allow-Events} listing the ones that are
+    (section 4.4.4).
+    """
+
+    status = 489
+    defaultReason = "Bad Event"
+
+    def __init__(self, allowEvents: list[str], reason: str | None = None) -> None:
+        headers = [("Allow-Events", ", ".join(allowEvents))] if allowEvents else []
+        super().__init__(reason, headers=headers)
+        self.allowEvents = list(allowEvents)

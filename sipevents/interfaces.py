@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING
 from zope.interface import Attribute, Interface
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
 
     from twisted.internet.defer import Deferred
 
     from sipevents.addresses import Source
     from sipevents.errors import ParseError
     from sipevents.message import Message, Request, Response
+    from sipevents.records import PublicationRecord, SubscriptionRecord
 
 
 class ISIPConnection(Interface):
@@ -199,4 +200,294 @@ class IRequestHandler(Interface):
             parameters are already stamped (RFC 3261 section 18.2.1).
         @param context: how to answer, and the user agent to send further
             requests through.
+        """
+
+
+class IEventPackage(Interface):
+    """
+    An event package (RFC 6665 section 5.4): what a notifier needs to serve
+    one Event type, such as C{presence} (RFC 3856) or C{message-summary}
+    (RFC 3842).
+
+    Provided by built-in packages in L{sipevents.packages} and by third-party
+    ones, found as Twisted plugins (C{getPlugins(IEventPackage)} over
+    C{twisted.plugins}). The notifier and the PUBLISH handler call it; its
+    methods are synchronous and must be fast: they run on the reactor
+    thread for every NOTIFY.
+    """
+
+    name = Attribute(
+        'L{str}: the package name as it appears in an Event header, C{"presence"}.'
+    )
+    templates = Attribute(
+        "A tuple of L{str}: the template-packages (RFC 6665 section 5.2) "
+        'this package also serves, e.g. C{("winfo",)} for C{presence.winfo}; '
+        "a SUBSCRIBE for a template not listed gets 489."
+    )
+    contentTypes = Attribute(
+        "A tuple of L{str} MIME types the package can put in NOTIFY bodies, "
+        "preferred first; a SUBSCRIBE whose Accept allows none of them gets "
+        "406 (RFC 6665 section 4.2.1.1, RFC 3261 section 21.4.7)."
+    )
+    publishContentTypes = Attribute(
+        "A tuple of L{str} MIME types accepted in PUBLISH bodies (RFC 3903 "
+        "section 4); empty when the package takes no PUBLISH."
+    )
+    defaultExpires = Attribute(
+        "L{int}: seconds a subscription lasts when the SUBSCRIBE has no "
+        "Expires (RFC 6665 section 5.4.4)."
+    )
+    minExpires = Attribute(
+        "L{int}: the shortest subscription accepted; a shorter non-zero "
+        "request below one hour gets 423 with Min-Expires (RFC 6665 section "
+        "4.2.1.1)."
+    )
+    maxExpires = Attribute(
+        "L{int}: the longest subscription granted; longer requests are "
+        "shortened (RFC 6665 section 4.2.1.1)."
+    )
+    minNotifyInterval = Attribute(
+        "L{float}: the least number of seconds between two NOTIFYs of one "
+        "subscription (RFC 6665 section 5.4.10); changes within it are "
+        "coalesced and the latest state is sent when it has passed."
+    )
+
+    def parsePublication(contentType: str, body: bytes) -> object:
+        """
+        Check and parse a PUBLISH body (RFC 3903 section 6, step 5).
+
+        Called by the PUBLISH handler, and on start-up for every stored
+        publication.
+
+        @param contentType: the lower-cased MIME type, one of
+            L{publishContentTypes}.
+        @return: a parsed document, opaque to the caller, later given to
+            L{composeState}.
+        @raise sipevents.errors.SIPError: 400 for a malformed document (the
+            reason phrase saying what is wrong), 413 for one too large,
+            415 for a type it cannot take.
+        """
+
+    def composeState(resource: str, documents: Sequence[object]) -> object:
+        """
+        Compose the state of C{resource} from all its live publications
+        (RFC 3903 section 4.3, RFC 6665 section 5.4.11).
+
+        Called by the publication manager (on demand, when the notifier asks
+        for the current state) after a publication of the resource was
+        added, modified or removed.
+
+        @param documents: the results of L{parsePublication}, oldest
+            first; never empty.
+        @return: a state object, opaque to the caller, later given to
+            L{renderState}.
+        """
+
+    def renderState(
+        state: object | None, contentType: str, subscription: SubscriptionRecord
+    ) -> bytes:
+        """
+        Build the body of a NOTIFY for C{subscription}: full state (RFC 6665
+        section 5.3.1), or neutral state (section 5.4.7, RFC 3856 section
+        6.6.2) when C{state} is C{None}: no publication exists, or the
+        subscription is pending.
+
+        Called by the notifier for every NOTIFY it sends.
+
+        @param contentType: the type chosen from L{contentTypes} and the
+            subscriber's Accept.
+        @return: the body octets (may be empty).
+        """
+
+
+class ISubscriptionAuthorizer(Interface):
+    """
+    Decides whether a subscriber may watch a resource (RFC 6665 section
+    4.2.1.3).
+
+    Called by the notifier once for each new subscription, after the
+    package, Expires and Accept checks.
+    """
+
+    def authorize(
+        watcher: str, resource: str, eventType: str, request: Request
+    ) -> str | Deferred[str]:
+        """
+        @param watcher: the subscriber's From URI as text.
+        @param resource: the resource key
+            (L{sipevents.records.canonicalResource}).
+        @param eventType: C{"presence"}, C{"presence.winfo"} ...
+        @param request: the SUBSCRIBE.
+        @return: C{"accept"} or C{"reject"} (C{sipevents.authorization.
+            ACCEPT}/C{REJECT}), or a L{Deferred} firing with one. An
+            immediate C{"reject"} answers 403. A L{Deferred} that has not
+            fired yet makes the subscription pending (200, or 202 in RFC
+            3265 compatibility mode, and a pending NOTIFY with neutral
+            state); when it fires the subscription becomes active, or is
+            terminated with C{reason=rejected}.
+        """
+
+
+class IResourcePolicy(Interface):
+    """
+    Says which resources exist (RFC 6665 section 4.2.1.1: "the subscription
+    pertains to a known resource").
+
+    Called by the notifier for each new subscription and by the PUBLISH
+    handler for each initial publication. The default policy knows every
+    resource, so an operator need not provision presentities.
+    """
+
+    def isKnown(resource: str, eventType: str) -> bool | Deferred[bool]:
+        """
+        @return: C{True} when C{resource} exists; C{False} answers 404.
+        """
+
+
+class ISubscriptionStore(Interface):
+    """
+    Where subscriptions and publications live (DESIGN: "persistence is a
+    store"). The working set is in memory, so look-ups are synchronous and
+    return values; writes return L{Deferred}s that fire once the change is
+    durable (at once for the memory store; after the batched write for
+    SQLite), so the notifier never waits on disk and a networked store fits
+    later without changing any caller.
+
+    Implementations: L{sipevents.store.memory.MemoryStore} and
+    L{sipevents.store.sqlite.SQLiteStore}; chosen with C{--store memory} or
+    C{--store sqlite:PATH}.
+    """
+
+    def load() -> Deferred[None]:
+        """
+        Read what was stored before a restart into the working set. Called
+        once by the notifier on start-up, before anything else.
+        """
+
+    def putSubscription(record: SubscriptionRecord) -> Deferred[None]:
+        """
+        Create or replace (by C{record.key}) a subscription.
+        """
+
+    def removeSubscription(key: str) -> Deferred[None]:
+        """
+        Remove a subscription; removing an unknown key does nothing.
+        """
+
+    def getSubscription(key: str) -> SubscriptionRecord | None:
+        """
+        The subscription with C{key}, or C{None}.
+        """
+
+    def subscriptionsByDialog(
+        callId: str, localTag: str, remoteTag: str
+    ) -> list[SubscriptionRecord]:
+        """
+        Every subscription in one dialog (several with RFC 6665 section
+        4.5.2 dialog sharing).
+        """
+
+    def subscriptionsByResource(
+        resource: str, eventType: str | None = None
+    ) -> list[SubscriptionRecord]:
+        """
+        Every subscription to C{resource} (of C{eventType} when given).
+        """
+
+    def allSubscriptions() -> list[SubscriptionRecord]:
+        """
+        Every subscription, for start-up and administration.
+        """
+
+    def putPublication(record: PublicationRecord) -> Deferred[None]:
+        """
+        Create or replace (by C{record.etag}) a publication.
+        """
+
+    def removePublication(etag: str) -> Deferred[None]:
+        """
+        Remove a publication; removing an unknown entity-tag does nothing.
+        """
+
+    def getPublication(etag: str) -> PublicationRecord | None:
+        """
+        The publication with entity-tag C{etag}, or C{None}.
+        """
+
+    def publicationsByResource(
+        resource: str, eventType: str
+    ) -> list[PublicationRecord]:
+        """
+        Every publication of C{resource} for C{eventType}, oldest first.
+        """
+
+    def allPublications() -> list[PublicationRecord]:
+        """
+        Every publication, for start-up and administration.
+        """
+
+    def flush() -> Deferred[None]:
+        """
+        Fires once every write made so far is durable.
+        """
+
+    def close() -> Deferred[None]:
+        """
+        Flush and release the store; called when the service stops.
+        """
+
+
+class INotifier(Interface):
+    """
+    The application's handle on the notifier (RFC 6665 section 4.2): drive
+    NOTIFYs without PUBLISH, and end subscriptions.
+
+    Provided by L{sipevents.notifier.Notifier}; a Twisted application gets
+    it from C{SIPEventsService.notifier}.
+    """
+
+    def setState(
+        eventType: str, resource: str, contentType: str, body: bytes
+    ) -> Deferred[None]:
+        """
+        Set the application's own contribution to the state of C{resource}
+        for C{eventType}: it is kept as a publication that never expires
+        (composed with any PUBLISHed ones by the package) and every watcher
+        is NOTIFYed, coalesced per the package's C{minNotifyInterval}.
+
+        @raise sipevents.errors.SIPError: as L{IEventPackage.parsePublication}
+            does for a bad body, or 489 for an unknown event type.
+        @return: a L{Deferred} that fires once the state is stored.
+        """
+
+    def clearState(eventType: str, resource: str) -> Deferred[None]:
+        """
+        Remove the application's contribution set by L{setState}; watchers
+        are NOTIFYed of the state that remains (neutral state if none).
+        """
+
+    def terminate(
+        resource: str | None = None,
+        eventType: str | None = None,
+        key: str | None = None,
+        reason: str = "deactivated",
+        retryAfter: int | None = None,
+    ) -> int:
+        """
+        End subscriptions with a final NOTIFY C{Subscription-State:
+        terminated;reason=REASON[;retry-after=N]} (RFC 6665 section 4.1.3:
+        C{deactivated}, C{probation}, C{rejected}, C{timeout}, C{giveup},
+        C{noresource}, C{invariant}).
+
+        @param resource: only subscriptions to this resource key.
+        @param eventType: only subscriptions of this event type.
+        @param key: only the subscription with this key.
+        @return: how many subscriptions were terminated.
+        """
+
+    def subscriptions(
+        resource: str | None = None, eventType: str | None = None
+    ) -> list[SubscriptionRecord]:
+        """
+        The live subscriptions, optionally filtered.
         """

@@ -6,28 +6,47 @@ Run C{twistd -n sipevents --help} for the options. Listening addresses are
 endpoint descriptions (C{--listen}, repeatable): C{udp:PORT[:interface=HOST]}
 (ours: Twisted has none for UDP) and Twisted's stream server strings
 (C{tcp:}, C{ssl:}, with C{tls:} as an alias of C{ssl:}).
+
+The notifier's options: C{--store} (C{sqlite:PATH} by default, or
+C{memory}), C{--package} (repeatable; every installed event package by
+default, found as Twisted plugins), C{--min-expires} and C{--max-expires}
+(overriding the packages' limits) and C{--rfc3265-compat}. Every option is
+checked in L{Options.postOptions}, so a mistake is a usage error before
+anything starts.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from twisted.python import usage
 
 from sipevents.config import DEFAULT_LIMITS, DEFAULT_TIMERS, Limits, TimerConfig
 from sipevents.endpoints import parseListenDescription, streamServerEndpoint
+from sipevents.packages import discoverPackages
 from sipevents.service import (
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
     SIPEventsService,
 )
+from sipevents.store import DEFAULT_SQLITE_PATH, storeFromDescription
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IReactorTime
+    from twisted.python.failure import Failure
 
 #: What we listen on when no C{--listen} is given: UDP and TCP on the
 #: loopback interface only, so that a server started by mistake is not
 #: reachable from the network.
 DEFAULT_LISTEN = ("udp:5060:interface=127.0.0.1", "tcp:5060:interface=127.0.0.1")
+
+#: Where subscriptions and publications are kept when no C{--store} is
+#: given: an SQLite file in the working directory (twistd's C{--rundir}),
+#: so that they survive a restart.
+DEFAULT_STORE = f"sqlite:{DEFAULT_SQLITE_PATH}"
 
 #: The smallest C{--max-message-size} we take: below this, ordinary
 #: SUBSCRIBE and NOTIFY requests with their headers would be refused.
@@ -55,6 +74,7 @@ def _positive(kind: Callable[[str], Any], what: str) -> Callable[[str], Any]:
 
 _seconds = _positive(float, "a number of seconds")
 _count = _positive(int, "a whole number")
+_wholeSeconds = _positive(int, "a whole number of seconds")
 
 
 class Options(usage.Options):
@@ -70,6 +90,26 @@ class Options(usage.Options):
         + " and ".join(DEFAULT_LISTEN)
         + ". Logs go to twistd's log (structured events from twisted.logger)."
     )
+
+    optFlags = [
+        [
+            "no-gc-tuning",
+            None,
+            "Leave Python's garbage collector as it is. By default the "
+            "start-up objects are frozen out of collections and young "
+            "collections run less often, so that collector pauses stay "
+            "short under load.",
+        ],
+        [
+            "rfc3265-compat",
+            None,
+            "Answer 202 Accepted instead of 200 OK to a SUBSCRIBE whose "
+            "authorization is still pending, as RFC 3265 peers expect "
+            "(RFC 6665 section 8.3.1 made it 200). Matters only with an "
+            "authorizer that decides later; the default one accepts at "
+            "once.",
+        ],
+    ]
 
     optParameters = [
         [
@@ -124,11 +164,44 @@ class Options(usage.Options):
             "before it is closed.",
             _seconds,
         ],
+        [
+            "store",
+            None,
+            DEFAULT_STORE,
+            "Where subscriptions and publications are kept: sqlite:PATH, "
+            "an SQLite file (created if missing; a relative PATH is in "
+            "the working directory, see twistd --rundir) that keeps them "
+            "across restarts, or memory, which forgets them when the "
+            "server stops.",
+        ],
+        [
+            "min-expires",
+            None,
+            None,
+            "The shortest subscription or publication accepted, in "
+            "seconds, for every event package; a SUBSCRIBE or PUBLISH asking "
+            "for less (but more than 0) is answered 423 with Min-Expires "
+            "(RFC 6665 section 4.2.1.1, RFC 3903 section 6). Default: each "
+            "package's own (60 for presence and message-summary)",
+            _wholeSeconds,
+        ],
+        [
+            "max-expires",
+            None,
+            None,
+            "The longest subscription or publication granted, in seconds, "
+            "for every event package; longer requests are shortened to it "
+            "(RFC 6665 section 4.2.1.1). Default: each package's own "
+            "(86400 for presence and message-summary)",
+            _wholeSeconds,
+        ],
     ]
 
     def __init__(self) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self["listen"] = []
+        self["package"] = []
+        self["packages"] = None
 
     def opt_listen(self, description: str) -> None:
         """
@@ -156,6 +229,19 @@ class Options(usage.Options):
     opt_listen.__doc__ = " ".join((opt_listen.__doc__ or "").split())
     opt_l = opt_listen
 
+    def opt_package(self, name: str) -> None:
+        """
+        Serve this event package (the name in the Event header, such as
+        presence or message-summary); repeat for several. Packages are
+        Twisted plugins: sipevents ships presence and message-summary, and
+        a pip-installed distribution can add more (see the tutorial in
+        docs/tutorial-package.rst). An unknown name is an error that lists
+        the installed ones. [default: every installed package]
+        """
+        self["package"].append(name)
+
+    opt_package.__doc__ = " ".join((opt_package.__doc__ or "").split())
+
     def postOptions(self) -> None:
         """
         Apply the default listeners and check that the numbers fit together.
@@ -172,6 +258,45 @@ class Options(usage.Options):
             raise usage.UsageError(
                 f"--max-message-size must be at least {MIN_MESSAGE_SIZE}"
             )
+        self._checkStore()
+        if (
+            self["min-expires"] is not None
+            and self["max-expires"] is not None
+            and self["min-expires"] > self["max-expires"]
+        ):
+            raise usage.UsageError(
+                f"--min-expires ({self['min-expires']}) must not be above "
+                f"--max-expires ({self['max-expires']})"
+            )
+        try:
+            self["packages"] = discoverPackages(self["package"] or None)
+        except ValueError as error:
+            raise usage.UsageError(f"--package: {error}") from None
+        if not self["packages"]:
+            raise usage.UsageError(
+                "No event package is installed: reinstall sipevents, whose "
+                "presence and message-summary packages are Twisted plugins"
+            )
+
+    def _checkStore(self) -> None:
+        """
+        Check C{--store} without opening anything: the SQLite file is
+        opened when the server starts, after twistd has daemonized.
+        """
+        description = self["store"]
+        try:
+            # Makes the store object only; no file is opened and the
+            # reactor is not used.
+            storeFromDescription(description, cast("IReactorTime", None))
+        except ValueError as error:
+            raise usage.UsageError(f"Bad --store: {error}") from None
+        kind, _, path = description.partition(":")
+        if kind == "sqlite":
+            folder = os.path.dirname(path or DEFAULT_SQLITE_PATH) or "."
+            if not os.path.isdir(folder):
+                raise usage.UsageError(
+                    f"Bad --store {description!r}: the folder {folder!r} does not exist"
+                )
 
     def timers(self) -> TimerConfig:
         """
@@ -190,9 +315,27 @@ def makeService(options: Options, reactor: Any = None) -> SIPEventsService:
     """
     Make the C{twistd sipevents} service from parsed C{options}.
 
+    When the store cannot be loaded at start-up (a corrupt file, one
+    written by a newer version), the error is logged and the reactor
+    stopped, so that the server does not run without its subscriptions.
+
     @param reactor: the reactor to listen with and take time from; the
         global one when C{None}.
     """
+    if reactor is None:
+        from twisted.internet import reactor
+    packages = options["packages"]
+    if packages is None:
+        packages = discoverPackages(options["package"] or None)
+
+    def stopReactor(failure: Failure) -> None:
+        # The store loads once the reactor runs; should it fail sooner,
+        # stop as soon as it does.
+        if reactor.running:
+            reactor.stop()
+        else:
+            reactor.callWhenRunning(reactor.stop)
+
     return SIPEventsService(
         options["listen"] or list(DEFAULT_LISTEN),
         reactor=reactor,
@@ -200,4 +343,12 @@ def makeService(options: Options, reactor: Any = None) -> SIPEventsService:
         limits=options.limits(),
         maxConnections=options["max-connections"],
         idleTimeout=options["idle-timeout"],
+        store=storeFromDescription(options["store"], reactor),
+        storeDescription=options["store"],
+        packages=packages,
+        minExpires=options["min-expires"],
+        maxExpires=options["max-expires"],
+        rfc3265Compat=bool(options["rfc3265-compat"]),
+        onStartFailure=stopReactor,
+        tuneGC=not options["no-gc-tuning"],
     )

@@ -6,6 +6,7 @@ the real one with loopback ports.
 
 from __future__ import annotations
 
+import gc
 import socket
 from typing import Any
 
@@ -21,7 +22,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from sipevents.config import TimerConfig
 from sipevents.message import Response
 from sipevents.parser import parseMessage
-from sipevents.service import SIPEventsService
+from sipevents.service import GC_THRESHOLDS, SIPEventsService, tuneGarbageCollector
 from sipevents.testing import MemoryDatagramTransport, MemoryUDPReactor
 
 OPTIONS = (
@@ -89,6 +90,34 @@ class ServiceTests(SynchronousTestCase):
         self.assertIs(service.userAgent.clock, clock)
         self.assertIs(service.userAgent.transactions.clock, clock)
         self.assertEqual(service.userAgent.transactions.timers, timers)
+
+    def test_tuneGCWhenRunning(self) -> None:
+        """
+        With C{tuneGC}, the service tunes the garbage collector once the
+        reactor runs; by default it leaves it alone.
+        """
+        self.service.startService()
+        self.assertEqual(self.reactor.whenRunningHooks, [])
+        self.service.stopService()
+        service = SIPEventsService([UDP], reactor=self.reactor, tuneGC=True)
+        service.startService()
+        self.addCleanup(service.stopService)
+        self.assertEqual(
+            self.reactor.whenRunningHooks, [(tuneGarbageCollector, (), {})]
+        )
+
+    def test_tuneGarbageCollector(self) -> None:
+        """
+        L{tuneGarbageCollector} freezes the objects that exist and sets the
+        thresholds.
+        """
+        thresholds = gc.get_threshold()
+        self.addCleanup(gc.set_threshold, *thresholds)
+        self.addCleanup(gc.unfreeze)
+        tuneGarbageCollector((5000, 11, 12))
+        self.assertEqual(gc.get_threshold(), (5000, 11, 12))
+        self.assertGreater(gc.get_freeze_count(), 0)
+        self.assertEqual(GC_THRESHOLDS[0], 10_000)
 
     def test_badDescription(self) -> None:
         """

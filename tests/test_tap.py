@@ -208,6 +208,15 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertEqual(service.transportLayer.maxConnections, 7)
         self.assertEqual(service.transportLayer.idleTimeout, 9.0)
 
+    def test_gcTuning(self) -> None:
+        """
+        The C{twistd} service tunes the garbage collector unless
+        C{--no-gc-tuning} says not to.
+        """
+        self.assertTrue(makeService(parse(), reactor=MemoryReactorClock()).tuneGC)
+        service = makeService(parse("--no-gc-tuning"), reactor=MemoryReactorClock())
+        self.assertFalse(service.tuneGC)
+
     def test_makeServiceDefaults(self) -> None:
         """
         Without C{--listen}, the service listens on the default

@@ -1,0 +1,249 @@
+# -*- test-case-name: tests.test_timers -*-
+"""
+Many timers on one clock: L{TimerQueue}.
+
+A notifier holds hundreds of thousands of subscriptions, each of which
+expires (RFC 6665 section 4.2.1.4). One C{IDelayedCall} each would cost
+about 200 bytes and a reactor heap entry per subscription, and a refresh
+would cancel and re-create one; instead a L{TimerQueue} keeps every
+deadline in one binary heap and arms a single C{IDelayedCall} on the
+injected clock for the earliest one.
+
+Memory per deadline is about 100 bytes: a heap entry C{(when, key)} (a
+two-item tuple) and an index entry from key to the very same C{when} float
+object. An entry is live while the index holds the identical float; so
+cancelling or re-scheduling a key only changes the index, and the stale
+heap entry is skipped when it reaches the top (lazy deletion). The heap is
+rebuilt from the index when stale entries outnumber live ones, so a
+refresh-heavy load cannot make it grow without bound, and the index is
+copied smaller once a burst of keys has gone.
+
+Callbacks are per queue: the one given to the constructor serves every
+key, and only a key scheduled with another callback costs an entry in a
+side table.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Hashable, Iterator
+
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+
+__all__ = ["TimerQueue"]
+
+#: What a timer calls: C{callback(key)}.
+Callback = Callable[[Hashable], object]
+
+#: Stale heap entries tolerated, beyond the live ones, before a rebuild;
+#: and (times 16) the smallest index worth copying smaller.
+_SLACK = 64
+
+
+class TimerQueue:
+    """
+    Deadlines keyed by any hashable, fired in time order through a single
+    C{IDelayedCall} on C{clock}.
+
+    Each key has at most one deadline: L{schedule} replaces an earlier one.
+    The callback is called with its key, C{callback(key)}, once the clock
+    reaches the deadline (never earlier), after the key has been removed
+    from the queue, so the callback may schedule the key again. Callbacks
+    that are due together run in deadline order; an exception from one is
+    logged and does not stop the others. A callback that schedules a key
+    at or before the current time runs on the next turn of the clock, not
+    in the same batch.
+
+    Keys with equal deadlines are compared to order them, so the keys of
+    one queue must be mutually orderable (all strings, say).
+
+    @ivar clock: the time source.
+    @ivar callback: the callback of keys scheduled without one, or C{None}.
+    """
+
+    __slots__ = (
+        "clock",
+        "callback",
+        "_heap",
+        "_deadlines",
+        "_callbacks",
+        "_call",
+        "_callAt",
+        "_busy",
+        "_peak",
+    )
+
+    log = Logger()
+
+    def __init__(self, clock: IReactorTime, callback: Callback | None = None) -> None:
+        """
+        @param callback: called as C{callback(key)} for every key scheduled
+            without a callback of its own. Pass one shared callable (a bound
+            method stored once), not a closure per key.
+        """
+        self.clock = clock
+        self.callback = callback
+        self._heap: list[tuple[float, Hashable]] = []
+        self._deadlines: dict[Hashable, float] = {}
+        self._callbacks: dict[Hashable, Callback] = {}
+        self._call: IDelayedCall | None = None
+        self._callAt = 0.0
+        self._busy = False
+        self._peak = 0
+
+    def __len__(self) -> int:
+        return len(self._deadlines)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._deadlines
+
+    def __iter__(self) -> Iterator[Hashable]:
+        return iter(list(self._deadlines))
+
+    def when(self, key: Hashable) -> float | None:
+        """
+        The deadline of C{key}, in clock seconds, or C{None} when it has
+        none.
+        """
+        return self._deadlines.get(key)
+
+    def schedule(
+        self, when: float, key: Hashable, callback: Callback | None = None
+    ) -> None:
+        """
+        Call C{callback(key)} (the queue's callback when C{None}) once the
+        clock reaches C{when} (clock seconds), replacing any deadline
+        C{key} already had.
+
+        @raise TypeError: without a callback here or on the queue.
+        """
+        if callback is None or callback == self.callback:
+            if self.callback is None:
+                raise TypeError("No callback for this key and none for the queue")
+            if self._callbacks:
+                self._callbacks.pop(key, None)
+        else:
+            self._callbacks[key] = callback
+        # float() of a float returns that very object: the heap entry and
+        # the index share it, and identity tells a live entry.
+        when = float(when)
+        deadlines = self._deadlines
+        deadlines[key] = when
+        if len(deadlines) > self._peak:
+            self._peak = len(deadlines)
+        heap = self._heap
+        heapq.heappush(heap, (when, key))
+        if len(heap) > 2 * len(deadlines) + _SLACK:
+            self._compact()
+        if not self._busy and (self._call is None or when < self._callAt):
+            self._arm(when)
+
+    def cancel(self, key: Hashable) -> bool:
+        """
+        Forget the deadline of C{key}.
+
+        @return: whether C{key} had one.
+        """
+        # The heap entry stays until it reaches the top (lazy deletion);
+        # the single DelayedCall may then fire with nothing due, and is
+        # re-armed for the next live entry.
+        if self._callbacks:
+            self._callbacks.pop(key, None)
+        return self._deadlines.pop(key, None) is not None
+
+    def clear(self) -> None:
+        """
+        Forget every deadline and stop the C{IDelayedCall}.
+        """
+        self._deadlines = {}
+        self._callbacks = {}
+        self._heap = []
+        self._peak = 0
+        self._disarm()
+
+    stop = clear
+
+    def _compact(self) -> None:
+        """
+        Rebuild the heap from the live entries only.
+        """
+        heap = [(when, key) for key, when in self._deadlines.items()]
+        heapq.heapify(heap)
+        self._heap = heap
+
+    def _disarm(self) -> None:
+        call = self._call
+        self._call = None
+        if call is not None and call.active():
+            call.cancel()
+
+    def _arm(self, when: float) -> None:
+        """
+        Make the single C{IDelayedCall} fire at C{when}.
+        """
+        delay = max(0.0, when - self.clock.seconds())
+        call = self._call
+        if call is not None and call.active():
+            call.reset(delay)
+        else:
+            self._call = self.clock.callLater(delay, self._fire)
+        self._callAt = when
+
+    def _rearm(self) -> None:
+        """
+        Arm the C{IDelayedCall} for the earliest live entry, dropping stale
+        entries from the top of the heap on the way.
+        """
+        heap = self._heap
+        deadlines = self._deadlines
+        while heap:
+            when, key = heap[0]
+            if deadlines.get(key) is when:
+                self._arm(when)
+                return
+            heapq.heappop(heap)
+        self._disarm()
+
+    def _fire(self) -> None:
+        self._call = None
+        now = self.clock.seconds()
+        heap = self._heap
+        deadlines = self._deadlines
+        due: list[tuple[float, Hashable]] = []
+        while heap and heap[0][0] <= now:
+            entry = heapq.heappop(heap)
+            if deadlines.get(entry[1]) is entry[0]:
+                due.append(entry)
+        self._busy = True
+        try:
+            for when, key in due:
+                # An earlier callback of this batch may have cancelled or
+                # re-scheduled this key; or a duplicate entry fired it.
+                if self._deadlines.get(key) is not when:
+                    continue
+                del self._deadlines[key]
+                callback = (
+                    self._callbacks.pop(key, None) if self._callbacks else None
+                ) or self.callback
+                try:
+                    if callback is not None:
+                        callback(key)
+                except Exception:
+                    self.log.failure("Timer callback for {key!r} failed", key=key)
+        finally:
+            self._busy = False
+            self._shrink()
+            self._rearm()
+
+    def _shrink(self) -> None:
+        """
+        Give back the memory of a burst: a C{dict} keeps the size of its
+        largest population, so once most keys are gone (a wave of short
+        coalescing intervals has passed) the index is copied into one of
+        the present size.
+        """
+        deadlines = self._deadlines
+        if self._peak > _SLACK * 16 and len(deadlines) * 4 < self._peak:
+            self._deadlines = dict(deadlines)
+            self._peak = len(deadlines)

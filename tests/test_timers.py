@@ -1,0 +1,234 @@
+# -*- test-case-name: tests.test_timers -*-
+"""
+Tests for L{sipevents.timers.TimerQueue}: many deadlines on one
+C{IDelayedCall}, driven by a L{Clock}.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+
+from twisted.internet.task import Clock
+from twisted.logger import LogLevel, capturedLogs
+from twisted.trial.unittest import SynchronousTestCase
+
+from sipevents.timers import TimerQueue
+
+
+class TimerQueueTests(SynchronousTestCase):
+    """
+    L{TimerQueue} fires callbacks with their key, in deadline order, never
+    early, through a single delayed call.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.queue = TimerQueue(self.clock, self.record)
+        self.fired: list[tuple[float, Hashable]] = []
+
+    def record(self, key: Hashable) -> None:
+        self.fired.append((self.clock.seconds(), key))
+
+    def test_firesInOrderWithKey(self) -> None:
+        """
+        Callbacks run with their key when the clock reaches their deadline,
+        earliest first, whatever the order they were scheduled in.
+        """
+        self.queue.schedule(30, "c", self.record)
+        self.queue.schedule(10, "a", self.record)
+        self.queue.schedule(20, "b", self.record)
+        self.clock.advance(9.9)
+        self.assertEqual(self.fired, [])
+        self.clock.advance(0.1)
+        self.assertEqual(self.fired, [(10, "a")])
+        self.clock.advance(10)
+        self.clock.advance(10)
+        self.assertEqual(self.fired, [(10, "a"), (20, "b"), (30, "c")])
+        self.assertEqual(len(self.queue), 0)
+
+    def test_singleDelayedCall(self) -> None:
+        """
+        However many deadlines there are, the clock holds one delayed call,
+        armed for the earliest (the point of the queue: no timer object per
+        subscription).
+        """
+        for i in range(1000):
+            self.queue.schedule(1000 - i, f"k{i}", self.record)
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.assertEqual(self.clock.getDelayedCalls()[0].getTime(), 1)
+        self.assertEqual(len(self.queue), 1000)
+
+    def test_rescheduleReplaces(self) -> None:
+        """
+        Scheduling a key again replaces its deadline (a refresh moves an
+        expiry), earlier or later.
+        """
+        self.queue.schedule(10, "a", self.record)
+        self.queue.schedule(50, "a", self.record)
+        self.clock.advance(10)
+        self.assertEqual(self.fired, [])
+        self.assertEqual(self.queue.when("a"), 50)
+        self.queue.schedule(20, "a", self.record)
+        self.clock.advance(10)
+        self.assertEqual(self.fired, [(20, "a")])
+        self.clock.advance(100)
+        self.assertEqual(self.fired, [(20, "a")])
+
+    def test_sameDeadlineDifferentCallbacks(self) -> None:
+        """
+        A key may have its own callback instead of the queue's; equal
+        deadlines are fine, and re-scheduling with the queue's callback
+        drops the key's own.
+        """
+        other: list[Hashable] = []
+        self.queue.schedule(5, "a", self.record)
+        self.queue.schedule(5, "b", other.append)
+        self.queue.schedule(5, "c", other.append)
+        self.queue.schedule(5, "c")
+        self.clock.advance(5)
+        self.assertEqual(other, ["b"])
+        self.assertEqual(self.fired, [(5, "a"), (5, "c")])
+        self.assertEqual(self.queue._callbacks, {})
+
+    def test_queueCallback(self) -> None:
+        """
+        Keys scheduled without a callback get the queue's; a queue without
+        one refuses them.
+        """
+        queue = TimerQueue(self.clock, self.record)
+        queue.schedule(1, "a")
+        self.clock.advance(1)
+        self.assertEqual(self.fired, [(1, "a")])
+        self.assertRaises(TypeError, TimerQueue(self.clock).schedule, 1, "a")
+
+    def test_sameFloatScheduledTwice(self) -> None:
+        """
+        Scheduling a key twice with the very same deadline object fires it
+        once.
+        """
+        when = 7.5
+        self.queue.schedule(when, "a", self.record)
+        self.queue.schedule(when, "a", self.record)
+        self.clock.advance(10)
+        self.assertEqual(self.fired, [(10, "a")])
+
+    def test_shrinksAfterBurst(self) -> None:
+        """
+        Once most keys of a burst are gone, the index is copied smaller.
+        """
+        for i in range(5000):
+            self.queue.schedule(1, f"k{i}", self.record)
+        self.queue.schedule(100, "late", self.record)
+        self.clock.advance(1)
+        self.assertEqual(len(self.queue), 1)
+        self.assertEqual(self.queue._peak, 1)
+
+    def test_cancel(self) -> None:
+        """
+        A cancelled key does not fire; cancelling says whether it had a
+        deadline; the delayed call is re-armed past the stale entry.
+        """
+        self.queue.schedule(10, "a", self.record)
+        self.queue.schedule(20, "b", self.record)
+        self.assertTrue(self.queue.cancel("a"))
+        self.assertFalse(self.queue.cancel("a"))
+        self.assertNotIn("a", self.queue)
+        self.clock.advance(10)
+        self.assertEqual(self.fired, [])
+        self.assertEqual(self.clock.getDelayedCalls()[0].getTime(), 20)
+        self.clock.advance(10)
+        self.assertEqual(self.fired, [(20, "b")])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_clear(self) -> None:
+        """
+        L{TimerQueue.clear} forgets everything and leaves no delayed call.
+        """
+        self.queue.schedule(10, "a", self.record)
+        self.queue.schedule(10, "b", print)
+        self.queue.clear()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.clock.advance(100)
+        self.assertEqual(self.fired, [])
+        self.assertEqual(len(self.queue), 0)
+
+    def test_callbackMayReschedule(self) -> None:
+        """
+        A callback may schedule its own key again (the key is removed before
+        it runs) and other keys.
+        """
+
+        def again(key: Hashable) -> None:
+            self.record(key)
+            if len(self.fired) < 3:
+                self.queue.schedule(self.clock.seconds() + 5, key, again)
+
+        self.queue.schedule(5, "a", again)
+        self.clock.advance(5)
+        self.clock.advance(5)
+        self.clock.advance(5)
+        self.clock.advance(5)
+        self.assertEqual(self.fired, [(5, "a"), (10, "a"), (15, "a")])
+
+    def test_callbackCancelsLaterDueKey(self) -> None:
+        """
+        A callback that cancels another key due in the same batch stops it.
+        """
+
+        def cancelB(key: Hashable) -> None:
+            self.record(key)
+            self.queue.cancel("b")
+
+        self.queue.schedule(1, "a", cancelB)
+        self.queue.schedule(2, "b", self.record)
+        self.clock.advance(5)
+        self.assertEqual(self.fired, [(5, "a")])
+
+    def test_failingCallbackLogged(self) -> None:
+        """
+        An exception from one callback is logged and the others still run.
+        """
+
+        def boom(key: Hashable) -> None:
+            raise RuntimeError("boom")
+
+        self.queue.schedule(1, "a", boom)
+        self.queue.schedule(1, "b", self.record)
+        with capturedLogs() as events:
+            self.clock.advance(1)
+        self.assertEqual(self.fired, [(1, "b")])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertTrue(any(e["log_level"] == LogLevel.critical for e in events))
+
+    def test_pastDeadlineFiresAtOnce(self) -> None:
+        """
+        A deadline already passed fires on the next turn of the clock.
+        """
+        self.clock.advance(100)
+        self.queue.schedule(50, "a", self.record)
+        self.clock.advance(0)
+        self.assertEqual(self.fired, [(100, "a")])
+
+    def test_compaction(self) -> None:
+        """
+        Re-scheduling the same keys over and over does not grow the heap
+        without bound: stale entries are dropped by a rebuild.
+        """
+        for round in range(100):
+            for key in range(100):
+                self.queue.schedule(1000 + round, f"k{key}", self.record)
+        self.assertEqual(len(self.queue), 100)
+        self.assertLessEqual(len(self.queue._heap), 2 * 100 + 64 + 1)
+        self.clock.advance(2000)
+        self.assertEqual(len(self.fired), 100)
+        self.assertEqual({t for t, _ in self.fired}, {2000})
+
+    def test_iterationAndContains(self) -> None:
+        """
+        The queue lists its keys and answers membership.
+        """
+        self.queue.schedule(1, "a", self.record)
+        self.queue.schedule(2, "b", self.record)
+        self.assertEqual(sorted(str(k) for k in self.queue), ["a", "b"])
+        self.assertIn("a", self.queue)
+        self.assertIsNone(self.queue.when("c"))

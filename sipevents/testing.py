@@ -38,7 +38,7 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from zope.interface import implementer
 
-from sipevents.addresses import RELIABLE, Source
+from sipevents.addresses import RELIABLE, Source, Target
 from sipevents.errors import ParseError
 from sipevents.interfaces import IMessageReceiver, ISIPConnection
 from sipevents.message import Message, Request, Response, makeResponse
@@ -46,6 +46,7 @@ from sipevents.routing import formatHostPort
 from sipevents.uri import URI, parseURI
 
 __all__ = [
+    "RecordingTransportLayer",
     "FakeSIPConnection",
     "MemoryDatagramTransport",
     "MemoryReceiver",
@@ -382,3 +383,47 @@ def connectStream(
     )
     protocol.makeConnection(stringTransport)
     return protocol, stringTransport
+
+
+class RecordingTransportLayer:
+    """
+    The half of a transport layer that L{sipevents.uas.UserAgent} sees,
+    recording instead of sending: give it to a C{UserAgent} on a
+    L{twisted.internet.task.Clock} and a whole exchange (SUBSCRIBE, 200,
+    NOTIFY ...) runs in a unit test without sockets.
+
+    @ivar responses: every C{(response, source)} the user agent sent.
+    @ivar requests: every C{(request, target)} the user agent sent.
+    @ivar sendResults: L{Deferred}s handed out, in order, as the results of
+        L{sendRequest} (to simulate slow or failing sends); an empty list
+        means every send succeeds at once.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 5060) -> None:
+        self.host = host
+        self.port = port
+        self.responses: list[tuple[Response, Source]] = []
+        self.requests: list[tuple[Request, Target]] = []
+        self.sendResults: list[Deferred[None]] = []
+
+    def sendResponse(self, response: Response, source: Source) -> None:
+        """Record C{response}."""
+        self.responses.append((response, source))
+
+    def prepareRequest(self, request: Request, target: Target, branch: str) -> None:
+        """Add the top Via a real transport layer would (RFC 3261 18.1.1)."""
+        request.headers.addFirst(
+            "Via",
+            f"SIP/2.0/{target.transport} {self.host}:{self.port};branch={branch};rport",
+        )
+
+    def sendRequest(self, request: Request, target: Target) -> Deferred[None]:
+        """Record C{request}; succeed, or hand out the next of L{sendResults}."""
+        self.requests.append((request, target))
+        if self.sendResults:
+            return self.sendResults.pop(0)
+        return succeed(None)
+
+    def sentBy(self, transport: str, targetHost: str) -> tuple[str, int]:
+        """Where we say we listen."""
+        return (self.host, self.port)

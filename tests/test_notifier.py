@@ -36,7 +36,7 @@ from sipevents.parser import parseMessage
 from sipevents.publication import PublicationManager
 from sipevents.records import ACTIVE, PENDING, SubscriptionRecord
 from sipevents.store.memory import MemoryStore
-from sipevents.testing import FakeSIPConnection
+from sipevents.testing import FakeSIPConnection, RecordingTransportLayer
 from sipevents.uas import UserAgent
 
 #: The event package of most tests.
@@ -88,35 +88,6 @@ class TextPackage:
         if contentType != "text/plain":
             text += f" as {contentType}"
         return text.encode()
-
-
-class FakeTransportLayer:
-    """
-    The transport layer half the user agent sees: records responses and
-    requests instead of sending them, and says where we listen.
-    """
-
-    def __init__(self) -> None:
-        self.responses: list[tuple[Response, Source]] = []
-        self.requests: list[tuple[Request, Target]] = []
-        self.sendResults: list[Deferred[None]] = []
-
-    def sendResponse(self, response: Response, source: Source) -> None:
-        self.responses.append((response, source))
-
-    def prepareRequest(self, request: Request, target: Target, branch: str) -> None:
-        request.headers.addFirst(
-            "Via", f"SIP/2.0/{target.transport} 127.0.0.1:5060;branch={branch};rport"
-        )
-
-    def sendRequest(self, request: Request, target: Target) -> Deferred[None]:
-        self.requests.append((request, target))
-        if self.sendResults:
-            return self.sendResults.pop(0)
-        return succeed(None)
-
-    def sentBy(self, transport: str, targetHost: str) -> tuple[str, int]:
-        return ("127.0.0.1", 5060)
 
 
 def subscribeRequest(
@@ -184,7 +155,7 @@ class NotifierMixin:
 
     def setUp(self) -> None:
         self.clock = Clock()
-        self.transportLayer = FakeTransportLayer()
+        self.transportLayer = RecordingTransportLayer()
         self.ua = UserAgent(self.clock, self.transportLayer)
         self.store = MemoryStore()
         self.package = TextPackage(**self.packageOptions)
@@ -1426,7 +1397,7 @@ class RestartTests(NotifierMixin, SynchronousTestCase):
         """
         self.successResultOf(self.notifier.stop())
         self.ua.stop()
-        self.transportLayer = FakeTransportLayer()
+        self.transportLayer = RecordingTransportLayer()
         self.ua = UserAgent(self.clock, self.transportLayer)
         self.publications = PublicationManager(self.clock, self.store, self.registry)
         self.publications.install(self.ua)

@@ -21,11 +21,11 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from sipevents.addresses import Source, Target
+from sipevents.addresses import Source
 from sipevents.config import TimerConfig
 from sipevents.errors import SIPError
 from sipevents.interfaces import IRequestHandler, IResourcePolicy
-from sipevents.message import Request, Response
+from sipevents.message import Response
 from sipevents.packages import PackageRegistry
 from sipevents.packages.messagesummary import (
     MESSAGE_SUMMARY_TYPE,
@@ -36,7 +36,7 @@ from sipevents.packages.presence import PIDF_TYPE, PresencePackage, PresenceStat
 from sipevents.publication import PublicationManager, applicationETag
 from sipevents.records import PublicationRecord
 from sipevents.store.memory import MemoryStore
-from sipevents.testing import FakeSIPConnection, buildRequest
+from sipevents.testing import FakeSIPConnection, RecordingTransportLayer, buildRequest
 from sipevents.uas import UserAgent
 from tests.test_presence import BILLION_LAUGHS, EXTERNAL_ENTITY, pidf, tuple_
 
@@ -44,24 +44,6 @@ RESOURCE = "sip:bob@127.0.0.1"
 TOKEN_CHARS = set(
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-.!%*_+`'~"
 )
-
-
-class FakeTransportLayer:
-    """
-    The transport layer half the user agent sees: records responses.
-    """
-
-    def __init__(self) -> None:
-        self.responses: list[tuple[Response, Source]] = []
-
-    def sendResponse(self, response: Response, source: Source) -> None:
-        self.responses.append((response, source))
-
-    def prepareRequest(self, request: Request, target: Target, branch: str) -> None:
-        raise NotImplementedError
-
-    def sendRequest(self, request: Request, target: Target) -> Deferred[None]:
-        raise NotImplementedError
 
 
 class SlowStore(MemoryStore):
@@ -160,7 +142,7 @@ class PublicationTestsMixin:
                 (resource, eventType)
             ),
         )
-        self.transportLayer = FakeTransportLayer()
+        self.transportLayer = RecordingTransportLayer()
         self.ua = UserAgent(self.clock, self.transportLayer, TimerConfig())
         self.manager.install(self.ua)
         self.source = Source(FakeSIPConnection("UDP"), "127.0.0.1", 5070)
@@ -1077,7 +1059,7 @@ class RestartTests(SynchronousTestCase):
         A publisher can refresh a restored publication with its entity-tag.
         """
         self.manager.start()
-        ua = UserAgent(self.clock, FakeTransportLayer(), TimerConfig())
+        ua = UserAgent(self.clock, RecordingTransportLayer(), TimerConfig())
         self.manager.install(ua)
         request = buildRequest(
             "PUBLISH",
@@ -1086,7 +1068,7 @@ class RestartTests(SynchronousTestCase):
         )
         ua.messageReceived(request, Source(FakeSIPConnection(), "127.0.0.1", 5070))
         transportLayer = ua.transportLayer
-        assert isinstance(transportLayer, FakeTransportLayer)
+        assert isinstance(transportLayer, RecordingTransportLayer)
         self.assertEqual(transportLayer.responses[-1][0].code, 200)
 
 

@@ -45,6 +45,20 @@ def inCI() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
+def requireSIPp(testCase: TestCase) -> str:
+    """
+    The path of C{sipp}. Without it the test is skipped, except in CI
+    (C{CI=true}), where the end-to-end tests must run and so fail.
+    """
+    sipp = shutil.which("sipp")
+    if sipp is None:
+        message = "sipp is not installed (Debian/Ubuntu: apt-get install sip-tester)"
+        if inCI():
+            testCase.fail(f"{message}; CI is set, so this end-to-end test must run")
+        raise SkipTest(message)
+    return sipp
+
+
 def freePort() -> int:
     """
     A loopback port that is free for both UDP and TCP right now.
@@ -158,14 +172,7 @@ class SIPpOptionsTests(TestCase):
     timeout = 90
 
     def setUp(self) -> Any:
-        self.sipp = shutil.which("sipp")
-        if self.sipp is None:
-            message = (
-                "sipp is not installed (Debian/Ubuntu: apt-get install sip-tester)"
-            )
-            if inCI():
-                self.fail(f"{message}; CI is set, so this end-to-end test must run")
-            raise SkipTest(message)
+        self.sipp = requireSIPp(self)
         self.work = FilePath(self.mktemp())
         self.work.makedirs()
         self.port = freePort()

@@ -23,17 +23,22 @@ environment variable is set, in which case they fail: CI must run them.
 from __future__ import annotations
 
 import os
-import shutil
 from typing import Any
 
 from twisted.internet import defer, reactor
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
 from twisted.python.filepath import FilePath
-from twisted.trial.unittest import SkipTest, TestCase
+from twisted.trial.unittest import TestCase
 
 from sipevents import tap
-from tests.test_sipp import LOOPBACK, _SippProcess, freePort, inCI, readStats
+from tests.test_sipp import (
+    LOOPBACK,
+    _SippProcess,
+    freePort,
+    readStats,
+    requireSIPp,
+)
 
 SCENARIOS = FilePath(__file__).sibling("sipp")
 
@@ -53,14 +58,7 @@ class _NotifierWithSIPp(TestCase):
     timeout = 120
 
     def setUp(self) -> Any:
-        self.sipp = shutil.which("sipp")
-        if self.sipp is None:
-            message = (
-                "sipp is not installed (Debian/Ubuntu: apt-get install sip-tester)"
-            )
-            if inCI():
-                self.fail(f"{message}; CI is set, so this end-to-end test must run")
-            raise SkipTest(message)
+        self.sipp = requireSIPp(self)
         self.work = FilePath(self.mktemp())
         self.work.makedirs()
         self.port = freePort()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
@@ -25,7 +25,12 @@ from sipevents.interfaces import (
 )
 from sipevents.message import Message, Request, Response, makeResponse
 from sipevents.parser import parseMessage
-from sipevents.testing import FakeSIPConnection, MemoryUDPReactor, connectStream
+from sipevents.testing import (
+    FakeSIPConnection,
+    MemoryUDPReactor,
+    RecordingTransportLayer,
+    connectStream,
+)
 from sipevents.transport import TransportLayer
 from sipevents.uas import (
     AlreadyResponded,
@@ -37,32 +42,6 @@ from sipevents.uas import (
 from sipevents.uri import parseURI
 
 TIMERS = TimerConfig()
-
-
-class FakeTransportLayer:
-    """
-    The transport layer half the user agent sees: records responses and
-    requests instead of sending them.
-    """
-
-    def __init__(self) -> None:
-        self.responses: list[tuple[Response, Source]] = []
-        self.requests: list[tuple[Request, Target]] = []
-        self.sendResults: list[Deferred[None]] = []
-
-    def sendResponse(self, response: Response, source: Source) -> None:
-        self.responses.append((response, source))
-
-    def prepareRequest(self, request: Request, target: Target, branch: str) -> None:
-        request.headers.addFirst(
-            "Via", f"SIP/2.0/{target.transport} 127.0.0.1:5060;branch={branch};rport"
-        )
-
-    def sendRequest(self, request: Request, target: Target) -> Deferred[None]:
-        self.requests.append((request, target))
-        if self.sendResults:
-            return self.sendResults.pop(0)
-        return succeed(None)
 
 
 def buildRequest(
@@ -108,7 +87,7 @@ class UserAgentTestsMixin:
 
     def setUp(self) -> None:
         self.clock = Clock()
-        self.transportLayer = FakeTransportLayer()
+        self.transportLayer = RecordingTransportLayer()
         self.ua = UserAgent(self.clock, self.transportLayer, TIMERS)
         self.udp = FakeSIPConnection("UDP")
         self.tcp = FakeSIPConnection("TCP")

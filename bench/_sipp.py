@@ -31,10 +31,9 @@ from options_load import (  # noqa: E402
     TWISTD,
     Step,
     countProblems,
-    epoch,
     freePort,
+    judgeStep,
     printTable,
-    readStats,
     stopProcess,
     waitUntilAnswering,
 )
@@ -233,28 +232,7 @@ def runScenario(
     if cpuPids:
         # Shown by printTable as server microseconds per call.
         step.serverCpu = cpu
-    stats = readStats(statFile)
-    if stats is None:
-        step.note = step.note or "no SIPp statistics (see sipp output)"
-        return step, cpu
-    step.successful = int(stats.get("SuccessfulCall(C)", 0))
-    step.failed = int(stats.get("FailedCall(C)", 0))
-    step.retransmissions = int(stats.get("Retransmissions(C)", 0))
-    step.seconds = epoch(stats["CurrentTime"]) - epoch(stats["StartTime"])
-    if step.seconds > 0:
-        step.achieved = step.successful / step.seconds
-    missing = calls - step.successful - step.failed
-    if step.exitCode is None:
-        # Killed after the timeout: the statistics stop where it hung.
-        step.note = f"{step.note}: {step.successful} ok, {missing} unfinished"
-    elif step.failed or missing:
-        step.note = f"{step.failed} failed, {missing} unfinished"
-    elif step.exitCode != 0:
-        step.note = f"SIPp exit code {step.exitCode}"
-    elif step.achieved < 0.9 * rate:
-        step.note = "below 90% of target rate"
-    else:
-        step.passed = True
+    judgeStep(step, statFile, calls, rate)
     return step, cpu
 
 

@@ -295,10 +295,20 @@ def runStep(
             step.note = "SIPp did not stop in time"
         finally:
             stopProcess(process, grace=2.0)
+    judgeStep(step, statFile, calls, rate)
+    return step
+
+
+def judgeStep(step: Step, statFile: str, calls: int, rate: int) -> None:
+    """
+    Fill C{step} from SIPp's C{-trace_stat} file and decide whether it
+    passed: every call successful, SIPp exited 0, and at least 90% of the
+    target rate reached.
+    """
     stats = readStats(statFile)
     if stats is None:
         step.note = step.note or "no SIPp statistics (see sipp output)"
-        return step
+        return
     step.successful = int(stats.get("SuccessfulCall(C)", 0))
     step.failed = int(stats.get("FailedCall(C)", 0))
     step.retransmissions = int(stats.get("Retransmissions(C)", 0))
@@ -306,7 +316,10 @@ def runStep(
     if step.seconds > 0:
         step.achieved = step.successful / step.seconds
     missing = calls - step.successful - step.failed
-    if step.failed or missing:
+    if step.exitCode is None:
+        # Killed after the timeout: the statistics stop where it hung.
+        step.note = f"{step.note}: {step.successful} ok, {missing} unfinished"
+    elif step.failed or missing:
         step.note = f"{step.failed} failed, {missing} unfinished"
     elif step.exitCode != 0:
         step.note = f"SIPp exit code {step.exitCode}"
@@ -314,7 +327,6 @@ def runStep(
         step.note = "below 90% of target rate"
     else:
         step.passed = True
-    return step
 
 
 def countProblems(logPath: str) -> int:

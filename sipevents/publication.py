@@ -548,7 +548,7 @@ class PublicationManager:
 
     def _attempt(
         self, request: Request, context: IRequestContext, resource: str
-    ) -> Response | Deferred[Response | None]:
+    ) -> Response | Deferred[Response | None] | None:
         """
         L{_process}, logging a refusal.
         """
@@ -672,7 +672,7 @@ class PublicationManager:
 
     def _process(
         self, request: Request, context: IRequestContext, resource: str
-    ) -> Response | Deferred[Response | None]:
+    ) -> Response | Deferred[Response | None] | None:
         """
         RFC 3903 section 6, up to the resource policy (step 2, then step 1
         for initial publications; see the module docstring).
@@ -721,7 +721,7 @@ class PublicationManager:
         resource: str,
         package: IEventPackage,
         eventType: str,
-    ) -> Response | Deferred[Response | None]:
+    ) -> Response | Deferred[Response | None] | None:
         if not known:
             raise NotFound()
         return self._publish(request, context, resource, package, eventType, None)
@@ -734,7 +734,7 @@ class PublicationManager:
         package: IEventPackage,
         eventType: str,
         etag: str | None,
-    ) -> Response | Deferred[Response | None]:
+    ) -> Response | Deferred[Response | None] | None:
         """
         RFC 3903 section 6, steps 3 to 6.
 
@@ -818,8 +818,6 @@ class PublicationManager:
         writes = [self.store.putPublication(record)]
         if previous is not None:
             writes.append(self.store.removePublication(previous.record.etag))
-        if changed:
-            self._changed(resource, eventType)
         self.log.debug(
             "PUBLISH {operation} {etag} of {resource} for {eventType}, {expires}s",
             operation="initial"
@@ -840,14 +838,13 @@ class PublicationManager:
         context: IRequestContext,
         previous: _Live,
         newETag: str,
-    ) -> Response | Deferred[Response | None]:
+    ) -> Response | Deferred[Response | None] | None:
         """
         Remove a publication (RFC 3903 section 4.5 and 6 step 5).
         """
         record = previous.record
         self._forget(previous)
         writes = [self.store.removePublication(record.etag)]
-        self._changed(record.resource, record.eventType)
         self.log.debug(
             "PUBLISH removed {etag} of {resource} for {eventType}",
             etag=record.etag,
@@ -868,7 +865,7 @@ class PublicationManager:
         added: _Live | None,
         previous: _Live | None,
         changed: bool,
-    ) -> Response | Deferred[Response | None]:
+    ) -> Response | Deferred[Response | None] | None:
         """
         Answer 200 once C{writes} are durable; undo the change and answer
         500 if one fails (RFC 3903 section 6 step 5: processing is atomic).
@@ -889,8 +886,20 @@ class PublicationManager:
             return response
 
         answered.addCallback(keep)
+        live = added if added is not None else previous
         if outcome:
-            return outcome[0]
+            # Answer before telling the watchers: a fan-out to thousands of
+            # them must not hold the publisher's 200 past T1 and make it
+            # retransmit (RFC 3261 section 17.1.2.2).
+            context.sendResponse(outcome[0])
+            if changed and live is not None:
+                self._changed(live.record.resource, live.record.eventType)
+            return None
+        # With a write-behind store, watchers are told at once, as the
+        # working set already holds the change; the 200 waits until it is
+        # durable, and a failure undoes it (and tells them again).
+        if changed and live is not None:
+            self._changed(live.record.resource, live.record.eventType)
         return answered  # type: ignore[return-value]
 
     def _undo(

@@ -234,6 +234,22 @@ class PublishTests(PublicationTestsMixin, SynchronousTestCase):
         self.assertEqual(self.manager.accept, (PIDF_TYPE, MESSAGE_SUMMARY_TYPE))
         self.assertIs(self.ua.handlerFor("PUBLISH"), self.manager)
 
+    def test_rfc3261_17_1_2_2_answeredBeforeWatchersAreTold(self) -> None:
+        """
+        With a store that is durable at once, the 200 goes out before the
+        notifier is told of the change: a fan-out to many watchers must not
+        hold the publisher's answer past T1 (RFC 3261 section 17.1.2.2) and
+        make it retransmit. The same holds when a publication is removed.
+        """
+        seen: list[int] = []
+        self.manager.onStateChanged = lambda resource, eventType: seen.append(
+            len(self.transportLayer.responses)
+        )
+        etag = self.assertOK(self.publish(pidf(tuple_("t1"))), 3600)
+        self.assertEqual(seen, [1])
+        self.assertEqual(self.publish(etag=etag, expires=0).code, 200)
+        self.assertEqual(seen, [1, 2])
+
     def test_rfc3903_4_2_initialPublication(self) -> None:
         """
         An initial PUBLISH with a body gets 200 with a SIP-ETag and the

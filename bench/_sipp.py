@@ -32,8 +32,8 @@ from options_load import (  # noqa: E402
     Step,
     countProblems,
     freePort,
-    judgeStep,
     printTable,
+    runSipp,
     stopProcess,
     waitUntilAnswering,
 )
@@ -179,60 +179,14 @@ def runScenario(
     @return: the step, and the CPU seconds C{cpuPids} used during it.
     """
     step = Step(rate=rate, calls=calls)
-    statFile = os.path.join(work, f"stat-{tag}.csv")
     if timeout is None:
         timeout = calls / rate * 3 + 15
-    argv = [
-        sipp,
-        "-sf",
-        scenario,
-        f"{LOOPBACK}:{port}",
-        "-s",
-        service,
-        "-t",
-        "u1" if transport == "udp" else "t1",
-        "-i",
-        LOOPBACK,
-        "-p",
-        str(freePort()),
-        "-r",
-        str(rate),
-        "-rp",
-        "1000",
-        "-m",
-        str(calls),
-        "-timeout",
-        f"{int(timeout)}s",
-        "-timeout_error",
-        "-nostdin",
-        "-trace_stat",
-        "-stf",
-        statFile,
-        "-trace_err",
-        "-error_file",
-        os.path.join(work, f"errors-{tag}.log"),
-        "-trace_screen",
-        "-screen_file",
-        os.path.join(work, f"screen-{tag}.log"),
-        "-max_log_size",
-        "1000000",
-    ]
     cpuBefore = cpuSeconds(cpuPids)
-    with open(os.path.join(work, f"sipp-{tag}.out"), "wb") as out:
-        process = subprocess.Popen(
-            argv, cwd=work, stdin=subprocess.DEVNULL, stdout=out, stderr=out
-        )
-        try:
-            step.exitCode = process.wait(timeout + 15)
-        except subprocess.TimeoutExpired:
-            step.note = "SIPp did not stop in time"
-        finally:
-            stopProcess(process, grace=2.0)
+    runSipp(sipp, scenario, port, step, transport, work, tag, timeout, ("-s", service))
     cpu = cpuSeconds(cpuPids) - cpuBefore
     if cpuPids:
         # Shown by printTable as server microseconds per call.
         step.serverCpu = cpu
-    judgeStep(step, statFile, calls, rate)
     return step, cpu
 
 

@@ -41,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -248,14 +249,39 @@ def runStep(
     calls = max(1, int(rate * stepSeconds))
     step = Step(rate=rate, calls=calls)
     tag = f"r{rate}"
-    statFile = os.path.join(work, f"stat-{tag}.csv")
     # Calls still unanswered after retransmissions give up by themselves
     # (-max_non_invite_retrans); the global timeout bounds everything else.
     timeout = int(stepSeconds * 3 + 15)
+    runSipp(sipp, SCENARIO, port, step, transport, work, tag, timeout)
+    return step
+
+
+def runSipp(
+    sipp: str,
+    scenario: str,
+    port: int,
+    step: Step,
+    transport: str,
+    work: str,
+    tag: str,
+    timeout: float,
+    extra: Sequence[str] = (),
+) -> None:
+    """
+    Run SIPp with C{scenario} against 127.0.0.1:C{port}, C{step.calls}
+    calls at C{step.rate} calls/s, with its statistics, errors and screen
+    in C{work} under C{tag}; then fill and judge C{step} (L{judgeStep}).
+
+    @param timeout: SIPp's global C{-timeout} in seconds.
+    @param extra: further SIPp arguments (e.g. C{-s SERVICE}).
+    """
+    rate, calls = step.rate, step.calls
+    statFile = os.path.join(work, f"stat-{tag}.csv")
     argv = [
         sipp,
         "-sf",
-        SCENARIO,
+        scenario,
+        *extra,
         f"{LOOPBACK}:{port}",
         "-t",
         "u1" if transport == "udp" else "t1",
@@ -270,7 +296,7 @@ def runStep(
         "-m",
         str(calls),
         "-timeout",
-        f"{timeout}s",
+        f"{int(timeout)}s",
         "-timeout_error",
         "-nostdin",
         "-trace_stat",
@@ -296,7 +322,6 @@ def runStep(
         finally:
             stopProcess(process, grace=2.0)
     judgeStep(step, statFile, calls, rate)
-    return step
 
 
 def judgeStep(step: Step, statFile: str, calls: int, rate: int) -> None:

@@ -59,6 +59,35 @@ def requireSIPp(testCase: TestCase) -> str:
     return sipp
 
 
+def assertSIPpSucceeded(
+    testCase: TestCase,
+    code: int | None,
+    sig: int | None,
+    process: _SippProcess,
+    statFile: FilePath[str],
+    errorFile: FilePath[str],
+    calls: int,
+) -> None:
+    """
+    Assert that SIPp exited 0 with every one of C{calls} calls successful;
+    a failure shows SIPp's statistics, error log and standard error.
+    """
+    err = bytes(process.err).decode("utf-8", "replace")
+    if sig is not None:
+        testCase.fail(f"sipp was killed by signal {sig}: {err[-2000:]}")
+    errors = (
+        errorFile.getContent().decode("utf-8", "replace") if errorFile.exists() else ""
+    )
+    stats = readStats(statFile) if statFile.exists() else {}
+    detail = (
+        f"\nsipp exit code {code}\nstats: {stats}\nerrors log:\n{errors[-4000:]}"
+        f"\nstderr:\n{err[-2000:]}"
+    )
+    testCase.assertEqual(code, 0, "sipp reported failed calls" + detail)
+    testCase.assertEqual(stats.get("SuccessfulCall(C)"), str(calls), detail)
+    testCase.assertEqual(stats.get("FailedCall(C)"), "0", detail)
+
+
 def freePort() -> int:
     """
     A loopback port that is free for both UDP and TCP right now.
@@ -268,22 +297,7 @@ class SIPpOptionsTests(TestCase):
         finally:
             if guard.active():
                 guard.cancel()
-        err = bytes(process.err)
-        if sig is not None:
-            self.fail(f"sipp was killed by signal {sig}: {err[-2000:]!r}")
-        errors = (
-            errorFile.getContent().decode("utf-8", "replace")
-            if errorFile.exists()
-            else ""
-        )
-        stats = readStats(statFile) if statFile.exists() else {}
-        detail = (
-            f"\nsipp exit code {code}\nstats: {stats}\nerrors log:\n{errors[-4000:]}"
-            f"\nstderr:\n{err.decode('utf-8', 'replace')[-2000:]}"
-        )
-        self.assertEqual(code, 0, "sipp reported failed calls" + detail)
-        self.assertEqual(stats.get("SuccessfulCall(C)"), str(CALLS), detail)
-        self.assertEqual(stats.get("FailedCall(C)"), "0", detail)
+        assertSIPpSucceeded(self, code, sig, process, statFile, errorFile, CALLS)
 
     def test_rfc3261_11_optionsOverUDP(self) -> Any:
         """

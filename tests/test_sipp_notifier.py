@@ -35,8 +35,8 @@ from sipevents import tap
 from tests.test_sipp import (
     LOOPBACK,
     _SippProcess,
+    assertSIPpSucceeded,
     freePort,
-    readStats,
     requireSIPp,
 )
 
@@ -161,22 +161,7 @@ class _NotifierWithSIPp(TestCase):
         successful.
         """
         code, sig = result
-        err = bytes(process.err).decode("utf-8", "replace")
-        if sig is not None:
-            self.fail(f"sipp was killed by signal {sig}: {err[-2000:]}")
-        errors = (
-            errorFile.getContent().decode("utf-8", "replace")
-            if errorFile.exists()
-            else ""
-        )
-        stats = readStats(statFile) if statFile.exists() else {}
-        detail = (
-            f"\nsipp exit code {code}\nstats: {stats}\nerrors log:\n{errors[-4000:]}"
-            f"\nstderr:\n{err[-2000:]}"
-        )
-        self.assertEqual(code, 0, "sipp reported failed calls" + detail)
-        self.assertEqual(stats.get("SuccessfulCall(C)"), str(calls), detail)
-        self.assertEqual(stats.get("FailedCall(C)"), "0", detail)
+        assertSIPpSucceeded(self, code, sig, process, statFile, errorFile, calls)
 
     @defer.inlineCallbacks
     def scenario(self, name: str, user: str, calls: int = 3) -> Any:

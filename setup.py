@@ -7,6 +7,8 @@ C{find_packages} cannot see it: it is added to the package list by name, which
 makes a plain C{pip install .} install it, not only an editable install.
 """
 
+from __future__ import annotations
+
 from setuptools import find_packages, setup
 
 setup(

@@ -18,9 +18,11 @@ if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
 
     from sipevents.addresses import Source
+    from sipevents.digest import Credentials
     from sipevents.errors import ParseError
     from sipevents.message import Message, Request, Response
     from sipevents.records import PublicationRecord, SubscriptionRecord
+    from sipevents.subscriber import Notification, Subscription, Termination
 
 
 class ISIPConnection(Interface):
@@ -490,4 +492,141 @@ class INotifier(Interface):
     ) -> list[SubscriptionRecord]:
         """
         The live subscriptions, optionally filtered.
+        """
+
+
+class ISubscriptionObserver(Interface):
+    """
+    What the application gives L{ISubscriber.subscribe} to hear about one
+    subscription (RFC 6665 section 4.1): its NOTIFYs, each new dialog usage
+    (forks included, section 4.1.4) and its end.
+
+    Called by L{sipevents.subscriber.Subscription} on the reactor thread;
+    every method returns nothing, and an exception it raises is logged and
+    changes nothing (the NOTIFY has been answered 200 already).
+    L{sipevents.subscriber.SubscriptionObserver} is a do-nothing base to
+    subclass.
+    """
+
+    def notificationReceived(
+        subscription: Subscription, notification: Notification
+    ) -> None:
+        """
+        A NOTIFY arrived and was answered 200 (RFC 6665 section 4.1.3).
+
+        @param subscription: the L{sipevents.subscriber.Subscription} (a
+            fork's own handle for a forked NOTIFY).
+        @param notification: the L{sipevents.subscriber.Notification}:
+            Subscription-State, Event, content type, body, the NOTIFY.
+        """
+
+    def subscriptionStarted(subscription: Subscription) -> None:
+        """
+        A dialog usage began: the first C{active} or C{pending} NOTIFY of a
+        SUBSCRIBE, of a re-subscription, or of a fork (whose C{forkOf} is
+        the handle subscribed). Called before L{notificationReceived} for
+        that NOTIFY.
+        """
+
+    def subscriptionEnded(subscription: Subscription, termination: Termination) -> None:
+        """
+        A dialog usage ended (RFC 6665 section 4.1.2): a C{terminated}
+        NOTIFY (after L{notificationReceived} for it), Timer N, a failed
+        SUBSCRIBE, a local expiry or an unsubscription.
+
+        @param termination: the L{sipevents.subscriber.Termination}; its
+            C{willRetry} says whether a re-subscription is scheduled on the
+            same handle.
+        """
+
+
+class ISubscriber(Interface):
+    """
+    The application's handle on the subscriber side (RFC 6665 section 4.1):
+    subscribe to and poll remote resources.
+
+    Provided by L{sipevents.subscriber.Subscriber}, which is also the
+    L{IRequestHandler} for NOTIFY on its user agent; a Twisted application
+    gets one from C{sipevents.client.startSubscriber}.
+    """
+
+    subscriptions = Attribute(
+        "A list of the live L{sipevents.subscriber.Subscription}s: forks, and "
+        "handles waiting to re-subscribe, included."
+    )
+
+    def subscribe(
+        target: str,
+        event: str,
+        observer: ISubscriptionObserver | None = None,
+        id: str | None = None,
+        accept: Sequence[str] = (),
+        expires: int | None = None,
+        body: bytes = b"",
+        contentType: str | None = None,
+        headers: Sequence[tuple[str, str]] = (),
+        proxy: str | None = None,
+        credentials: Credentials | None = None,
+        fromUri: str | None = None,
+    ) -> Subscription:
+        """
+        Subscribe to C{event} at C{target}; the SUBSCRIBE is sent at once
+        (RFC 6665 section 4.1.2.1) and refreshed, re-subscribed and
+        reported as L{sipevents.subscriber} describes.
+
+        Called by applications.
+
+        @param target: a SIP or SIPS URI as text
+            (C{"sip:alice@127.0.0.1:5070"}).
+        @param event: the event type (C{"presence"}).
+        @param observer: told of NOTIFYs and of the subscription's start
+            and end.
+        @param id: the Event C{id} parameter (RFC 6665 section 8.2.1).
+        @param accept: MIME types for the Accept header.
+        @param expires: the duration asked for; none by default (the
+            package's default applies).
+        @param body: a SUBSCRIBE body, with C{contentType}.
+        @param headers: further header fields, in order.
+        @param proxy: an outbound proxy URI as text
+            (C{"sip:127.0.0.1:5060;transport=tcp"}), sent to as a
+            preloaded C{Route} with C{lr} (RFC 3261 section 8.1.2).
+        @param credentials: L{sipevents.digest.Credentials} to answer 401
+            and 407 challenges with.
+        @param fromUri: our From URI for this subscription.
+        @return: a L{sipevents.subscriber.Subscription} (a value, not a
+            L{Deferred}); its C{whenActive} and C{whenTerminated} give
+            L{Deferred}s.
+        @raise ValueError: for a target or proxy that cannot be sent to.
+        """
+
+    def fetch(
+        target: str,
+        event: str,
+        id: str | None = None,
+        accept: Sequence[str] = (),
+        body: bytes = b"",
+        contentType: str | None = None,
+        headers: Sequence[tuple[str, str]] = (),
+        proxy: str | None = None,
+        credentials: Credentials | None = None,
+        fromUri: str | None = None,
+    ) -> Deferred[Notification]:
+        """
+        Poll the state of C{target} once (RFC 6665 section 4.4.3): a
+        SUBSCRIBE with C{Expires: 0}.
+
+        Called by applications; the arguments are those of L{subscribe}.
+
+        @return: a L{Deferred} firing with the first NOTIFY's
+            L{sipevents.subscriber.Notification}, or failing with
+            L{sipevents.subscriber.SubscriptionFailed}.
+        """
+
+    def stop() -> Deferred[None]:
+        """
+        Unsubscribe every live subscription; called when the application
+        stops.
+
+        @return: a L{Deferred} that fires once all have ended, within Timer
+            N (64*T1).
         """

@@ -13,16 +13,25 @@ sockets and with a L{twisted.internet.task.Clock}:
       record the datagrams written.
     - L{connectStream}: a stream protocol from a factory, connected to a
       L{twisted.internet.testing.StringTransport}.
+    - L{makeCertificates}, L{writeCertificates}: a throw-away certificate
+      authority and a server certificate it signed, for TLS over loopback.
 
 Addresses default to loopback, so nothing built here names a real host.
 """
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
+import os
 import secrets
 from collections.abc import Iterable
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, succeed
@@ -54,8 +63,10 @@ __all__ = [
     "buildRequest",
     "buildResponse",
     "connectStream",
+    "makeCertificates",
     "newBranch",
     "newTag",
+    "writeCertificates",
 ]
 
 
@@ -427,3 +438,96 @@ class RecordingTransportLayer:
     def sentBy(self, transport: str, targetHost: str) -> tuple[str, int]:
         """Where we say we listen."""
         return (self.host, self.port)
+
+
+def makeCertificates() -> tuple[bytes, bytes]:
+    """
+    A throw-away certificate authority and a server certificate signed by
+    it, valid for a day for C{localhost}, 127.0.0.1 and ::1 (and for both
+    server and client authentication), with P-256 keys.
+
+    Trust the first with
+    L{twisted.internet.ssl.trustRootFromCertificates}; serve with the
+    second (L{twisted.internet.ssl.PrivateCertificate.loadPEM}, or a
+    C{tls:} description's C{privateKey} and C{certKey}, L{writeCertificates}).
+
+    @return: the CA certificate as PEM, and the server certificate and its
+        private key as PEM, in one.
+    """
+    now = datetime.datetime.now(datetime.timezone.utc)
+    caKey = ec.generate_private_key(ec.SECP256R1())
+    caName = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sipevents test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(caName)
+        .issuer_name(caName)
+        .public_key(caKey.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(caKey, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(caName)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [
+                    x509.DNSName("localhost"),
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                    x509.IPAddress(ipaddress.ip_address("::1")),
+                ]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            critical=False,
+        )
+        .sign(caKey, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    keyPEM = key.private_bytes(
+        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return ca.public_bytes(pem), cert.public_bytes(pem) + keyPEM
+
+
+def writeCertificates(directory: str) -> tuple[bytes, str]:
+    """
+    Make certificates (L{makeCertificates}) and write the server's, with
+    its key, to C{server.pem} in C{directory}, for a C{tls:} listening
+    description (C{privateKey=PATH:certKey=PATH}).
+
+    @param directory: an existing folder, which the caller removes.
+    @return: the CA certificate as PEM (to trust), and the path written.
+    """
+    caPEM, serverPEM = makeCertificates()
+    path = os.path.join(directory, "server.pem")
+    with open(path, "wb") as f:
+        f.write(serverPEM)
+    return caPEM, path

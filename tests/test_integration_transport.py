@@ -10,9 +10,7 @@ that nothing it sends or resolves can leave loopback.
 
 from __future__ import annotations
 
-import datetime
 import ipaddress
-import os
 import random
 import re
 import socket
@@ -21,10 +19,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, fail, inlineCallbacks, succeed
 from twisted.internet.endpoints import (
@@ -46,7 +40,14 @@ from sipevents.addresses import Source, Target
 from sipevents.interfaces import IMessageReceiver
 from sipevents.message import Message, Request, Response
 from sipevents.routing import formatHostPort, normalizeHost
-from sipevents.testing import MemoryReceiver, buildRequest, buildResponse, newBranch
+from sipevents.testing import (
+    MemoryReceiver,
+    buildRequest,
+    buildResponse,
+    makeCertificates,
+    newBranch,
+    writeCertificates,
+)
 from sipevents.transport import TransportError, TransportLayer
 
 DATA = Path(__file__).parent / "data" / "rfc4475"
@@ -109,76 +110,6 @@ class WaitingReceiver(MemoryReceiver):
 
     def waitForCallId(self, callId: str | None) -> Deferred[tuple[Message, Source]]:
         return self.waitFor(lambda m: m.callId == callId)
-
-
-def _certificates() -> tuple[bytes, bytes]:
-    """
-    A throw-away CA and a server certificate signed by it, valid for
-    localhost, 127.0.0.1 and ::1.
-
-    @return: the CA certificate PEM, and the server certificate and key PEM.
-    """
-    now = datetime.datetime.now(datetime.timezone.utc)
-    caKey = ec.generate_private_key(ec.SECP256R1())
-    caName = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sipevents test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(caName)
-        .issuer_name(caName)
-        .public_key(caKey.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .sign(caKey, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-        .issuer_name(caName)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [
-                    x509.DNSName("localhost"),
-                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                    x509.IPAddress(ipaddress.ip_address("::1")),
-                ]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.ExtendedKeyUsage(
-                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
-            ),
-            critical=False,
-        )
-        .sign(caKey, hashes.SHA256())
-    )
-    pem = serialization.Encoding.PEM
-    keyPEM = key.private_bytes(
-        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return ca.public_bytes(pem), cert.public_bytes(pem) + keyPEM
 
 
 class _Collector(DatagramProtocol):
@@ -457,12 +388,12 @@ class StreamTests(_LayersMixin):
     test_rfc3261_18_tcpIPv6.skip = NO_IPV6  # type: ignore[attr-defined]
 
     def _tlsLayers(self, trusted: bool = True) -> tuple[Any, ...]:
-        caPEM, serverPEM = _certificates()
+        caPEM, serverPEM = makeCertificates()
         serverCert = PrivateCertificate.loadPEM(serverPEM)
         if trusted:
             trust = trustRootFromCertificates([Certificate.loadPEM(caPEM)])
         else:
-            otherCA, _ = _certificates()
+            otherCA, _ = makeCertificates()
             trust = trustRootFromCertificates([Certificate.loadPEM(otherCA)])
         server, serverReceiver = self.makeLayer()
         client, clientReceiver = self.makeLayer(trustRoot=trust)
@@ -519,12 +450,9 @@ class StreamTests(_LayersMixin):
         C{tls:} descriptions listen with certificate files (written to a
         temporary directory, removed in cleanup).
         """
-        caPEM, serverPEM = _certificates()
         directory = tempfile.TemporaryDirectory()
         self.addCleanup(directory.cleanup)
-        path = os.path.join(directory.name, "server.pem")
-        with open(path, "wb") as f:
-            f.write(serverPEM)
+        caPEM, path = writeCertificates(directory.name)
         server, serverReceiver = self.makeLayer()
         client, clientReceiver = self.makeLayer(
             trustRoot=trustRootFromCertificates([Certificate.loadPEM(caPEM)])

@@ -21,9 +21,12 @@ import csv
 import os
 import shutil
 import socket
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from twisted.internet import defer, protocol, reactor
+from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.error import ProcessExitedAlready
 from twisted.internet.interfaces import IReactorTime
@@ -34,8 +37,11 @@ from twisted.trial.unittest import SkipTest, TestCase
 from sipevents import tap
 
 LOOPBACK = "127.0.0.1"
-SCENARIO = FilePath(__file__).sibling("sipp").child("options_uac.xml")
+#: The SIPp scenarios of every end-to-end test (C{tests/sipp/*.xml}).
+SCENARIOS = FilePath(__file__).sibling("sipp")
 CALLS = 5
+
+_T = TypeVar("_T")
 
 
 def inCI() -> bool:
@@ -45,47 +51,67 @@ def inCI() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
+def requirePeer(testCase: TestCase, found: _T | None, missing: str) -> _T:
+    """
+    What locating a foreign peer (SIPp, Kamailio) C{found}. When it found
+    nothing the test is skipped with C{missing} as the reason, except in CI
+    (L{inCI}), where the end-to-end tests must run and so fail.
+    """
+    if found is None:
+        if inCI():
+            testCase.fail(f"{missing}; CI is set, so this end-to-end test must run")
+        raise SkipTest(missing)
+    return found
+
+
 def requireSIPp(testCase: TestCase) -> str:
     """
-    The path of C{sipp}. Without it the test is skipped, except in CI
-    (C{CI=true}), where the end-to-end tests must run and so fail.
+    The path of C{sipp}, or a skip (a failure in CI) through L{requirePeer}.
     """
-    sipp = shutil.which("sipp")
-    if sipp is None:
-        message = "sipp is not installed (Debian/Ubuntu: apt-get install sip-tester)"
-        if inCI():
-            testCase.fail(f"{message}; CI is set, so this end-to-end test must run")
-        raise SkipTest(message)
-    return sipp
+    return requirePeer(
+        testCase,
+        shutil.which("sipp"),
+        "sipp is not installed (Debian/Ubuntu: apt-get install sip-tester)",
+    )
 
 
 def assertSIPpSucceeded(
-    testCase: TestCase,
-    code: int | None,
-    sig: int | None,
-    process: _SippProcess,
-    statFile: FilePath[str],
-    errorFile: FilePath[str],
-    calls: int,
+    testCase: TestCase, run: SippRun, result: tuple[int | None, int | None]
 ) -> None:
     """
-    Assert that SIPp exited 0 with every one of C{calls} calls successful;
-    a failure shows SIPp's statistics, error log and standard error.
+    Assert that SIPp's C{run} ended (with C{result}, its C{(exitCode,
+    signal)}) with every one of its calls successful; a failure shows
+    SIPp's statistics, error log and standard error, and the messages it
+    logged when it logs them.
     """
-    err = bytes(process.err).decode("utf-8", "replace")
+    code, sig = result
+    err = bytes(run.process.err).decode("utf-8", "replace")
+    messages = "" if run.messageFile is None else f"\nmessages:\n{sippMessages(run)}"
     if sig is not None:
-        testCase.fail(f"sipp was killed by signal {sig}: {err[-2000:]}")
+        testCase.fail(f"sipp was killed by signal {sig}: {err[-2000:]}{messages}")
     errors = (
-        errorFile.getContent().decode("utf-8", "replace") if errorFile.exists() else ""
+        run.errorFile.getContent().decode("utf-8", "replace")
+        if run.errorFile.exists()
+        else ""
     )
-    stats = readStats(statFile) if statFile.exists() else {}
+    stats = readStats(run.statFile) if run.statFile.exists() else {}
     detail = (
         f"\nsipp exit code {code}\nstats: {stats}\nerrors log:\n{errors[-4000:]}"
-        f"\nstderr:\n{err[-2000:]}"
+        f"\nstderr:\n{err[-2000:]}{messages}"
     )
     testCase.assertEqual(code, 0, "sipp reported failed calls" + detail)
-    testCase.assertEqual(stats.get("SuccessfulCall(C)"), str(calls), detail)
+    testCase.assertEqual(stats.get("SuccessfulCall(C)"), str(run.calls), detail)
     testCase.assertEqual(stats.get("FailedCall(C)"), "0", detail)
+
+
+def sippMessages(run: SippRun) -> str:
+    """
+    The tail of C{run}'s message log (what crossed the wire), for failure
+    messages.
+    """
+    if run.messageFile is None or not run.messageFile.exists():
+        return "(none logged)"
+    return run.messageFile.getContent().decode("utf-8", "replace")[-6000:]
 
 
 def freePort() -> int:
@@ -176,6 +202,136 @@ class _SippProcess(protocol.ProcessProtocol):
                 pass
 
 
+@dataclass
+class SippRun:
+    """
+    A SIPp process started by L{startSipp}.
+
+    @ivar name: names its files in the work folder.
+    @ivar port: where it listens (server mode) or sends from (client mode).
+    @ivar calls: how many calls it makes or takes before it exits.
+    @ivar ended: fires with C{(exitCode, signal)} when it exits.
+    @ivar messageFile: its log of every message sent and received, or
+        C{None} when it logs none.
+    """
+
+    name: str
+    port: int
+    calls: int
+    process: _SippProcess
+    ended: Deferred[tuple[int | None, int | None]]
+    statFile: FilePath[str]
+    errorFile: FilePath[str]
+    messageFile: FilePath[str] | None
+
+
+def startSipp(
+    testCase: TestCase,
+    sipp: str,
+    work: FilePath[str],
+    scenario: str,
+    *,
+    remote: str | None = None,
+    transport: str = "u1",
+    calls: int = 1,
+    rate: int | None = None,
+    timeout: int = 20,
+    killAfter: float = 60.0,
+    name: str | None = None,
+    traceMessages: bool = False,
+    extra: Sequence[str] = (),
+    killInCleanup: bool = True,
+) -> SippRun:
+    """
+    Start SIPp with C{tests/sipp/}C{scenario} on a free loopback port, in
+    C{work}: as a client sending to C{remote} (C{"127.0.0.1:PORT"}), or in
+    server mode (the scenario starts with a C{recv}) when C{remote} is
+    C{None}.
+
+    It stops after C{calls} calls or C{timeout} seconds, whichever is
+    first, counting each timed-out call as failed. Should it hang, it is
+    killed by its PID after C{killAfter} seconds and, should it still run,
+    in a cleanup of C{testCase} (unless C{killInCleanup} is false: the
+    caller then kills it in a cleanup of its own, to order it among its
+    other cleanups).
+
+    @param transport: SIPp's C{-t} (C{"u1"} UDP, C{"t1"} one TCP
+        connection).
+    @param rate: calls started a second (SIPp's C{-r}); SIPp's default
+        when C{None}.
+    @param name: names its statistics, error and message files; the
+        scenario's name by default.
+    @param traceMessages: log every message sent and received, for
+        failure messages (L{sippMessages}).
+    @param extra: more arguments for SIPp (C{("-s", user)}).
+    """
+    port = freePort()
+    if name is None:
+        name = scenario.split(".")[0]
+    statFile = work.child(f"stat-{name}.csv")
+    errorFile = work.child(f"errors-{name}.log")
+    messageFile = work.child(f"messages-{name}.log") if traceMessages else None
+    args = [
+        "-sf",
+        SCENARIOS.child(scenario).path,
+        *([remote] if remote is not None else []),
+        "-t",
+        transport,
+        "-i",
+        LOOPBACK,
+        "-p",
+        str(port),
+        "-m",
+        str(calls),
+        *(["-r", str(rate)] if rate is not None else []),
+        "-timeout",
+        f"{timeout}s",
+        "-timeout_error",
+        "-nostdin",
+        "-trace_stat",
+        "-stf",
+        statFile.path,
+        "-trace_err",
+        "-error_file",
+        errorFile.path,
+        *(
+            ["-trace_msg", "-message_file", messageFile.path]
+            if messageFile is not None
+            else []
+        ),
+        *extra,
+    ]
+    process = _SippProcess()
+    reactor.spawnProcess(  # type: ignore[attr-defined]
+        process,
+        sipp,
+        [sipp, *args],
+        env=dict(os.environ),
+        path=work.path,
+        childFDs={0: "w", 1: "r", 2: "r"},
+    )
+    # SIPp's -timeout bounds the run; this only guards against a hang.
+    guard = reactor.callLater(killAfter, process.kill)  # type: ignore[attr-defined]
+    if killInCleanup:
+        testCase.addCleanup(process.kill)
+
+    def ended(result: Any) -> Any:
+        if guard.active():
+            guard.cancel()
+        return result
+
+    return SippRun(
+        name,
+        port,
+        calls,
+        process,
+        process.ended.addBoth(ended),
+        statFile,
+        errorFile,
+        messageFile,
+    )
+
+
 def readStats(path: FilePath[str]) -> dict[str, str]:
     """
     The last row of a SIPp statistics file (";"-separated, header first).
@@ -252,52 +408,19 @@ class SIPpOptionsTests(TestCase):
         Run SIPp for C{CALLS} OPTIONS calls over C{transport} (C{"u1"} or
         C{"t1"}) and assert that every one succeeded.
         """
-        statFile = self.work.child(f"stat-{transport}.csv")
-        errorFile = self.work.child(f"errors-{transport}.log")
-        args = [
-            "-sf",
-            SCENARIO.path,
-            f"{LOOPBACK}:{self.port}",
-            "-t",
-            transport,
-            "-i",
-            LOOPBACK,
-            "-p",
-            str(freePort()),
-            "-m",
-            str(CALLS),
-            "-r",
-            str(CALLS),
-            "-timeout",
-            "20s",
-            "-timeout_error",
-            "-nostdin",
-            "-trace_stat",
-            "-stf",
-            statFile.path,
-            "-trace_err",
-            "-error_file",
-            errorFile.path,
-        ]
-        assert self.sipp is not None
-        process = _SippProcess()
-        reactor.spawnProcess(  # type: ignore[attr-defined]
-            process,
+        run = startSipp(
+            self,
             self.sipp,
-            [self.sipp, *args],
-            env=dict(os.environ),
-            path=self.work.path,
-            childFDs={0: "w", 1: "r", 2: "r"},
+            self.work,
+            "options_uac.xml",
+            remote=f"{LOOPBACK}:{self.port}",
+            transport=transport,
+            calls=CALLS,
+            rate=CALLS,
+            name=transport,
         )
-        # SIPp's -timeout bounds the run; this only guards against a hang.
-        guard = reactor.callLater(60, process.kill)  # type: ignore[attr-defined]
-        self.addCleanup(process.kill)
-        try:
-            code, sig = yield process.ended
-        finally:
-            if guard.active():
-                guard.cancel()
-        assertSIPpSucceeded(self, code, sig, process, statFile, errorFile, CALLS)
+        result = yield run.ended
+        assertSIPpSucceeded(self, run, result)
 
     def test_rfc3261_11_optionsOverUDP(self) -> Any:
         """

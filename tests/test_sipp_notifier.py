@@ -22,7 +22,6 @@ environment variable is set, in which case they fail: CI must run them.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from twisted.internet import defer, reactor
@@ -34,13 +33,12 @@ from twisted.trial.unittest import TestCase
 from sipevents import tap
 from tests.test_sipp import (
     LOOPBACK,
-    _SippProcess,
+    SippRun,
     assertSIPpSucceeded,
     freePort,
     requireSIPp,
+    startSipp,
 )
-
-SCENARIOS = FilePath(__file__).sibling("sipp")
 
 #: The service's --min-expires: expiry_uac.xml asks for 2 s, and
 #: interval_too_brief_uac.xml for 1 s, which must get 423.
@@ -91,86 +89,34 @@ class _NotifierWithSIPp(TestCase):
 
     def runSipp(
         self, scenario: str, user: str, calls: int = 1, rate: int = 10
-    ) -> tuple[_SippProcess, Any, FilePath[str], FilePath[str]]:
+    ) -> SippRun:
         """
         Start SIPp with C{scenario} for C{calls} calls on resource(s) of
-        C{user}; returns the process, a L{Deferred} of C{(exitCode,
-        signal)}, and its statistics and error files.
+        C{user}.
         """
-        assert self.sipp is not None
-        tag = f"{scenario.split('.')[0]}-{self.transport}"
-        statFile = self.work.child(f"stat-{tag}.csv")
-        errorFile = self.work.child(f"errors-{tag}.log")
-        args = [
-            "-sf",
-            SCENARIOS.child(scenario).path,
-            f"{LOOPBACK}:{self.port}",
-            "-s",
-            user,
-            "-t",
-            self.transport,
-            "-i",
-            LOOPBACK,
-            "-p",
-            str(freePort()),
-            "-m",
-            str(calls),
-            "-r",
-            str(rate),
-            "-timeout",
-            "60s",
-            "-timeout_error",
-            "-nostdin",
-            "-trace_stat",
-            "-stf",
-            statFile.path,
-            "-trace_err",
-            "-error_file",
-            errorFile.path,
-        ]
-        process = _SippProcess()
-        reactor.spawnProcess(  # type: ignore[attr-defined]
-            process,
+        return startSipp(
+            self,
             self.sipp,
-            [self.sipp, *args],
-            env=dict(os.environ),
-            path=self.work.path,
-            childFDs={0: "w", 1: "r", 2: "r"},
+            self.work,
+            scenario,
+            remote=f"{LOOPBACK}:{self.port}",
+            transport=self.transport,
+            calls=calls,
+            rate=rate,
+            timeout=60,
+            killAfter=90,
+            name=f"{scenario.split('.')[0]}-{self.transport}",
+            extra=("-s", user),
         )
-        # SIPp's -timeout bounds the run; this only guards against a hang.
-        guard = reactor.callLater(90, process.kill)  # type: ignore[attr-defined]
-        self.addCleanup(process.kill)
-
-        def ended(result: Any) -> Any:
-            if guard.active():
-                guard.cancel()
-            return result
-
-        return process, process.ended.addBoth(ended), statFile, errorFile
-
-    def checkSipp(
-        self,
-        process: _SippProcess,
-        result: tuple[int | None, int | None],
-        statFile: FilePath[str],
-        errorFile: FilePath[str],
-        calls: int,
-    ) -> None:
-        """
-        Assert that SIPp exited 0 with every one of C{calls} calls
-        successful.
-        """
-        code, sig = result
-        assertSIPpSucceeded(self, code, sig, process, statFile, errorFile, calls)
 
     @defer.inlineCallbacks
     def scenario(self, name: str, user: str, calls: int = 3) -> Any:
         """
         Run one scenario to its end and check that every call succeeded.
         """
-        process, ended, statFile, errorFile = self.runSipp(name, user, calls)
-        result = yield ended
-        self.checkSipp(process, result, statFile, errorFile, calls)
+        run = self.runSipp(name, user, calls)
+        result = yield run.ended
+        assertSIPpSucceeded(self, run, result)
 
     def test_rfc6665_4_2_subscribeNotifyUnsubscribe(self) -> Any:
         """
@@ -243,19 +189,19 @@ class _NotifierWithSIPp(TestCase):
         """
         user = self.user("alice")
         resource = f"sip:{user}@{LOOPBACK}"
-        watcher, watched, wStats, wErrors = self.runSipp("publish_notify_uac.xml", user)
+        watcher = self.runSipp("publish_notify_uac.xml", user)
         clock: IReactorTime = reactor  # type: ignore[assignment]
         for _ in range(100):
             if self.service.notifier.subscriptions(resource=resource):
                 break
-            if watched.called:
+            if watcher.ended.called:
                 break
             yield deferLater(clock, 0.1, lambda: None)
         else:
             self.fail(f"SIPp's subscription to {resource} never arrived")
         yield self.scenario("publish_uac.xml", user, calls=1)
-        result = yield watched
-        self.checkSipp(watcher, result, wStats, wErrors, 1)
+        result = yield watcher.ended
+        assertSIPpSucceeded(self, watcher, result)
 
 
 class NotifierOverUDPTests(_NotifierWithSIPp):

@@ -382,6 +382,16 @@ class Via:
             _replaceParam(self.params, name, value),
         )
 
+    def withParams(self, *params: tuple[str, str | None]) -> Via:
+        """
+        A copy with each C{(name, value)} of C{params} set as L{withParam}
+        sets one, in one new Via.
+        """
+        replaced = self.params
+        for name, value in params:
+            replaced = _replaceParam(replaced, name, value)
+        return Via(self.protocol, self.transport, self.host, self.port, replaced)
+
     @property
     def sentBy(self) -> str:
         """

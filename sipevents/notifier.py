@@ -98,8 +98,12 @@ Design decisions (see also the team contract):
   - A final NOTIFY for a reason other than C{timeout} has no body (see
     L{sipevents.subscription}).
   - Lifecycle events (created, refreshed, terminated) are logged at debug
-    level, since a busy server has thousands a second; NOTIFY failures
-    that end a subscription at info, others at warn.
+    level, and only when L{Notifier.logLifecycle} is set: a busy server has
+    thousands a second, and C{twistd} writes every event to its log file
+    whatever its level (formatting, time-stamping and writing three lines
+    per subscription cost more CPU than the rest of the NOTIFY path's
+    bookkeeping). NOTIFY failures that end a subscription are logged at
+    info, others at warn, always.
 """
 
 from __future__ import annotations
@@ -238,6 +242,11 @@ def _acceptTuple(contentType: str) -> tuple[str, ...]:
     return shared
 
 
+#: The Event value of NOTIFYs, by event type, C{id} and parameters (see
+#: L{Notifier._eventValue}); bounded, cleared when full.
+_eventValues: dict[tuple[str, str | None, tuple[tuple[str, str | None], ...]], str] = {}
+
+
 def _logFailure(failure: Failure, log: Logger, what: str) -> None:
     log.failure("Store write failed: {what}", failure, what=what)
 
@@ -288,6 +297,11 @@ class Notifier:
     #: SUBSCRIBE bodies are not checked by the user agent (see the module
     #: docstring).
     accept: Sequence[str] | None = None
+
+    #: Whether subscription lifecycle events (created, refreshed,
+    #: unsubscribed, expired, terminated ...) are logged, at debug level;
+    #: off by default, see the module docstring.
+    logLifecycle: bool = False
 
     def __init__(
         self,
@@ -696,12 +710,13 @@ class Notifier:
         if poll:
             if awaited is not None:
                 awaited.cancel()
-            self.log.debug(
-                "Fetch of {eventType} state of {resource} by {watcher}",
-                eventType=record.eventType,
-                resource=record.resource,
-                watcher=record.watcher,
-            )
+            if self.logLifecycle:
+                self.log.debug(
+                    "Fetch of {eventType} state of {resource} by {watcher}",
+                    eventType=record.eventType,
+                    resource=record.resource,
+                    watcher=record.watcher,
+                )
             # Nothing is kept; a fetch in a new dialog uses CSeq 1.
             self._notify(record, step, cseq=1 if newDialog else None)
             return
@@ -711,16 +726,17 @@ class Notifier:
         self._expiry.schedule(record.expiresAt, record.key)
         if awaited is not None:
             self._decisions[record.key] = awaited
-        self.log.debug(
-            "Subscription {key} created: {eventType} of {resource} for "
-            "{watcher}, {state}, {expires}s",
-            key=record.key,
-            eventType=record.eventType,
-            resource=record.resource,
-            watcher=record.watcher,
-            state=record.state,
-            expires=admission.expires,
-        )
+        if self.logLifecycle:
+            self.log.debug(
+                "Subscription {key} created: {eventType} of {resource} for "
+                "{watcher}, {state}, {expires}s",
+                key=record.key,
+                eventType=record.eventType,
+                resource=record.resource,
+                watcher=record.watcher,
+                state=record.state,
+                expires=admission.expires,
+            )
         self._notify(record, step)
 
     def _respond(
@@ -835,11 +851,12 @@ class Notifier:
                 0,
                 record.remoteTarget.startswith("sips:"),
             )
-            self.log.debug(
-                "Subscription {key} unsubscribed",
-                key=record.key,
-                resource=record.resource,
-            )
+            if self.logLifecycle:
+                self.log.debug(
+                    "Subscription {key} unsubscribed",
+                    key=record.key,
+                    resource=record.resource,
+                )
             self._finish(record, step, step.reason, None)
             return
         decision = None
@@ -863,17 +880,19 @@ class Notifier:
             context, pending, expires, record.remoteTarget.startswith("sips:")
         )
         if decision == REJECT:
-            self.log.debug("Subscription {key} rejected", key=record.key)
+            if self.logLifecycle:
+                self.log.debug("Subscription {key} rejected", key=record.key)
             self._finish(
                 record, transition(record.state, SubscriptionInput.REJECTED), None, None
             )
             return
-        self.log.debug(
-            "Subscription {key} refreshed: {expires}s",
-            key=record.key,
-            resource=record.resource,
-            expires=expires,
-        )
+        if self.logLifecycle:
+            self.log.debug(
+                "Subscription {key} refreshed: {expires}s",
+                key=record.key,
+                resource=record.resource,
+                expires=expires,
+            )
         self._notify(record, transition(record.state, SubscriptionInput.REFRESHED))
 
     def _retarget(self, record: SubscriptionRecord, remoteTarget: str) -> None:
@@ -916,11 +935,13 @@ class Notifier:
             step = transition(record.state, SubscriptionInput.AUTHORIZED)
             record = record.evolve(state=step.state.value)
             self._write(self.store.putSubscription(record), key)
-            self.log.debug("Subscription {key} authorized", key=key)
+            if self.logLifecycle:
+                self.log.debug("Subscription {key} authorized", key=key)
             self._notify(record, step)
         elif value == REJECT:
             step = transition(record.state, SubscriptionInput.REJECTED)
-            self.log.debug("Subscription {key} rejected", key=key)
+            if self.logLifecycle:
+                self.log.debug("Subscription {key} rejected", key=key)
             self._finish(record, step, step.reason, None)
         else:
             self.log.error(
@@ -937,6 +958,11 @@ class Notifier:
         The package serving C{eventType}, or C{None} when none does.
         """
         try:
+            # Without parsing the type as an Event header again, when the
+            # registry can (PackageRegistry): once per NOTIFY.
+            resolveEventType = getattr(self.registry, "resolveEventType", None)
+            if resolveEventType is not None:
+                return cast(IEventPackage, resolveEventType(eventType))
             return self.registry.resolve(parseEvent(eventType))
         except SIPError:
             return None
@@ -1013,7 +1039,16 @@ class Notifier:
         The Event of a NOTIFY: the subscription's event type and C{id}
         (RFC 6665 section 8.2.1 and 4.5.2), with its other parameters.
         """
-        return str(Event(record.eventType, (), record.eventId, record.eventParams))
+        key = (record.eventType, record.eventId, record.eventParams)
+        value = _eventValues.get(key)
+        if value is None:
+            # Most subscriptions share a handful of these: format each once.
+            if len(_eventValues) >= 256:
+                _eventValues.clear()
+            value = _eventValues[key] = str(
+                Event(record.eventType, (), record.eventId, record.eventParams)
+            )
+        return value
 
     def _send(self, request: Request, target: Target, key: str, final: bool) -> None:
         d = self.userAgent.sendRequest(request, target)
@@ -1205,9 +1240,10 @@ class Notifier:
             # Refreshed through the store by someone else: keep watching.
             self._expiry.schedule(record.expiresAt, record.key)
             return
-        self.log.debug(
-            "Subscription {key} expired", key=record.key, resource=record.resource
-        )
+        if self.logLifecycle:
+            self.log.debug(
+                "Subscription {key} expired", key=record.key, resource=record.resource
+            )
         self._finish(
             record, transition(record.state, SubscriptionInput.EXPIRED), None, None
         )
@@ -1249,15 +1285,20 @@ class Notifier:
             record.callId, record.localTag, record.remoteTag
         ):
             self._nextCSeq.pop(record.localTag, None)
-        self.log.debug(
-            "Subscription {key} terminated: {reason}",
-            key=key,
-            resource=record.resource,
-            eventType=record.eventType,
-            reason=step.reason or reason or "notify-failure",
-        )
+        if self.logLifecycle:
+            self.log.debug(
+                "Subscription {key} terminated: {reason}",
+                key=key,
+                resource=record.resource,
+                eventType=record.eventType,
+                reason=step.reason or reason or "notify-failure",
+            )
 
     def _write(self, d: Deferred[None], key: str) -> None:
+        if d.called and not d.paused and not isinstance(d.result, Failure):
+            # Written already (the memory store): nothing can fail any more,
+            # and an errback would be Deferred machinery for nothing.
+            return
         d.addErrback(_logFailure, self.log, key)
 
     # State changes
@@ -1328,11 +1369,12 @@ class Notifier:
         if key is not None:
             records = [record for record in records if record.key == key]
         for record in records:
-            self.log.debug(
-                "Subscription {key} terminated by the application: {reason}",
-                key=record.key,
-                reason=reason,
-            )
+            if self.logLifecycle:
+                self.log.debug(
+                    "Subscription {key} terminated by the application: {reason}",
+                    key=record.key,
+                    reason=reason,
+                )
             self._end(record, reason, retryAfter)
         return len(records)
 

@@ -196,8 +196,15 @@ _HOSTNAME = rf"(?:{_LABEL}\.)*+{_TOPLABEL}"
 # Senders mostly put addresses in Via and names in URIs: try that first.
 _HOST = rf"(?:{_IPV4}|{_HOSTNAME})"
 _URI_HOST = rf"(?:{_HOSTNAME}|{_IPV4})"
-# Ports up to 59999; larger ones are left to the typed parser's range check.
-_PORT = r"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4})"
+# Ports 1 to 65535: Linux hands out ephemeral ports up to 60999, so a
+# peer's port at or above 60000 is common and must not cost the slow path.
+# Five digits are tried first: inside a possessive repetition (Via
+# parameters) a shorter match is never given back, and "rport=50000" would
+# stop at "5000".
+_PORT = (
+    r"(?:[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]"
+    r"|[1-9][0-9]{0,3})"
+)
 _HOSTPORT = _HOST + _optional(f":{_PORT}")
 _URI_HOSTPORT = _URI_HOST + _optional(f":{_PORT}")
 _URI_PARAM = r"[A-Za-z0-9\-_.!~*'()\[\]/:&+$]++"

@@ -190,6 +190,12 @@ class PublicationManager:
 
     log = Logger()
 
+    #: Whether each PUBLISH (initial, refresh, modify, removal) is logged,
+    #: at debug level; off by default, since C{twistd} writes every event
+    #: to its log file whatever its level (see
+    #: L{sipevents.notifier.Notifier.logLifecycle}).
+    logLifecycle: bool = False
+
     def __init__(
         self,
         clock: IReactorTime,
@@ -818,16 +824,17 @@ class PublicationManager:
         writes = [self.store.putPublication(record)]
         if previous is not None:
             writes.append(self.store.removePublication(previous.record.etag))
-        self.log.debug(
-            "PUBLISH {operation} {etag} of {resource} for {eventType}, {expires}s",
-            operation="initial"
-            if previous is None
-            else ("modify" if body else "refresh"),
-            etag=newETag,
-            resource=resource,
-            eventType=eventType,
-            expires=expires,
-        )
+        if self.logLifecycle:
+            self.log.debug(
+                "PUBLISH {operation} {etag} of {resource} for {eventType}, {expires}s",
+                operation="initial"
+                if previous is None
+                else ("modify" if body else "refresh"),
+                etag=newETag,
+                resource=resource,
+                eventType=eventType,
+                expires=expires,
+            )
         return self._whenStored(
             writes, request, context, newETag, expires, added, previous, changed
         )
@@ -845,12 +852,13 @@ class PublicationManager:
         record = previous.record
         self._forget(previous)
         writes = [self.store.removePublication(record.etag)]
-        self.log.debug(
-            "PUBLISH removed {etag} of {resource} for {eventType}",
-            etag=record.etag,
-            resource=record.resource,
-            eventType=record.eventType,
-        )
+        if self.logLifecycle:
+            self.log.debug(
+                "PUBLISH removed {etag} of {resource} for {eventType}",
+                etag=record.etag,
+                resource=record.resource,
+                eventType=record.eventType,
+            )
         return self._whenStored(
             writes, request, context, newETag, 0, None, previous, True
         )

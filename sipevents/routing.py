@@ -168,10 +168,16 @@ def stampReceived(request: Request, sourceHost: str, sourcePort: int) -> None:
     via = vias[0]
     needReceived = not sameAddress(via.host, sourceHost)
     rport = _findParam(via.params, "rport")
+    if rport == "":
+        # RFC 3581 section 4, as every SIPp or softphone request over UDP
+        # asks: fill in rport and add received, building one new Via.
+        via = via.withParams(
+            ("rport", str(sourcePort)), ("received", normalizeHost(sourceHost))
+        )
+        replaceTopVia(request, via, vias)
+        return
     if rport is not None:
         needReceived = True
-        if rport == "":
-            via = via.withParam("rport", str(sourcePort))
     if needReceived:
         via = via.withParam("received", normalizeHost(sourceHost))
     if via is not vias[0]:
@@ -226,8 +232,10 @@ def replaceTopVia(request: Request, via: Via, vias: list[Via] | None = None) -> 
                 return
             if isinstance(cache, dict) and _VIA in cache:
                 # Only the Via view changed (the cache maps header keys to
-                # views); the others still describe their fields.
+                # views); the others still describe their fields. The
+                # values gathered by key (see Headers.parsed) are stale.
                 del cache[_VIA]
+                cache.pop("", None)
                 headers._cache = cache
             # parseVia(str(via)) == via (a contract of sipevents.headers).
             headers.parsed(_VIA, _Known([via, *vias[1:]]))

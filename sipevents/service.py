@@ -204,6 +204,7 @@ class SIPEventsService(MultiService):
         onStartFailure: Callable[[Failure], object] | None = None,
         storeDescription: str | None = None,
         tuneGC: bool = False,
+        logLifecycle: bool = False,
     ) -> None:
         """
         @param descriptions: where to listen.
@@ -240,6 +241,10 @@ class SIPEventsService(MultiService):
         @param tuneGC: whether to call L{tuneGarbageCollector} once the
             reactor runs (process-wide settings: for a process that is
             this server).
+        @param logLifecycle: log every subscription's and publication's
+            lifecycle events at debug level (see
+            L{Notifier.logLifecycle}); off by default, since C{twistd}
+            writes every event to its log file whatever its level.
         @raise ValueError: when a description cannot be parsed.
         """
         super().__init__()  # type: ignore[no-untyped-call]
@@ -288,6 +293,8 @@ class SIPEventsService(MultiService):
             maxExpires=maxExpires,
         )
         self.publications.onStateChanged = self.notifier.stateChanged
+        self.notifier.logLifecycle = logLifecycle
+        self.publications.logLifecycle = logLifecycle
         self.onStartFailure = onStartFailure
         # Allow and Allow-Events list what will be served as soon as we
         # listen; the requests wait for the store (see _Starting).

@@ -96,6 +96,11 @@ class SubscriptionState(Enum):
     L{sipevents.records.SubscriptionRecord.state}.
     """
 
+    # Identity hashing: members are singletons compared by identity, and
+    # Enum's own __hash__ is a Python call on every lookup in the
+    # transition tables.
+    __hash__ = object.__hash__
+
     INIT = "init"
     PENDING = PENDING
     ACTIVE = ACTIVE
@@ -106,6 +111,11 @@ class SubscriptionInput(Enum):
     """
     What can happen to a subscription.
     """
+
+    # Identity hashing: members are singletons compared by identity, and
+    # Enum's own __hash__ is a Python call on every lookup in the
+    # transition tables.
+    __hash__ = object.__hash__
 
     AUTHORIZED = "the authorizer accepted"
     AUTHORIZATION_PENDING = "the authorizer has not decided yet"
@@ -124,6 +134,11 @@ class NotifyKind(Enum):
     """
     Which NOTIFY a transition sends (RFC 6665 section 4.2.2).
     """
+
+    # Identity hashing: members are singletons compared by identity, and
+    # Enum's own __hash__ is a Python call on every lookup in the
+    # transition tables.
+    __hash__ = object.__hash__
 
     #: No NOTIFY: nothing to tell, or the subscriber is gone.
     NONE = "none"

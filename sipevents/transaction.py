@@ -33,9 +33,10 @@ holds no timer and no timer fires where it is not expected. A timer of zero
 seconds (Timers I, J and K on reliable transports) is not scheduled: the
 transition happens at once.
 
-Fixed-length timers share a queue: Timers J and K always run the same
-length on one manager (64*T1 and T4), so their deadlines arrive in the order
-they were armed. Each manager keeps one first-in first-out queue per such
+Fixed-length timers share a queue: Timers J, K and F always run the same
+length on one manager (64*T1, T4 and 64*T1), and so does the first Timer E
+of a client transaction (T1), so their deadlines arrive in the order they
+were armed. Each manager keeps one first-in first-out queue per such
 timer, armed on the injected clock with a single C{IDelayedCall} for the
 earliest deadline (L{_FixedDelayQueue}); a transaction's timer slot holds a
 small handle with C{active()} and C{cancel()}. Over UDP every answered
@@ -261,6 +262,11 @@ class _TimerHandle:
             self._queue._cancelled()
 
 
+#: Cancelled handles a L{_FixedDelayQueue} keeps, beyond twice its live
+#: ones, before dropping them.
+_QUEUE_SLACK = 64
+
+
 class _FixedDelayQueue:
     """
     Deadlines that all lie the same C{delay} after they were set, fired
@@ -271,20 +277,39 @@ class _FixedDelayQueue:
     and firing are O(1), and a cancelled handle is skipped when it reaches
     the front. When the last live handle is cancelled the queue empties
     and its C{IDelayedCall} is cancelled, so an idle manager leaves no call
-    pending on the clock.
+    pending on the clock; unless C{keepArmed}: then the call stays, and
+    fires with nothing to do (or for a handle scheduled since, which it
+    re-arms for). That is for the timers a response nearly always cancels
+    (Timers E and F of client transactions): a NOTIFY answered before the
+    next is sent would otherwise create and cancel an C{IDelayedCall} per
+    timer per NOTIFY. L{TransactionManager.stop} clears every queue.
 
     @ivar delay: the seconds between arming a handle and its firing.
     """
 
-    __slots__ = ("clock", "delay", "_fire", "_handles", "_live", "_call", "_running")
+    __slots__ = (
+        "clock",
+        "delay",
+        "keepArmed",
+        "_fire",
+        "_handles",
+        "_live",
+        "_call",
+        "_running",
+    )
 
     log = Logger()
 
     def __init__(
-        self, clock: IReactorTime, delay: float, fire: Callable[[Any], object]
+        self,
+        clock: IReactorTime,
+        delay: float,
+        fire: Callable[[Any], object],
+        keepArmed: bool = False,
     ) -> None:
         self.clock = clock
         self.delay = delay
+        self.keepArmed = keepArmed
         self._fire = fire
         self._handles: deque[_TimerHandle] = deque()
         self._live = 0
@@ -307,11 +332,33 @@ class _FixedDelayQueue:
 
     def _cancelled(self) -> None:
         self._live -= 1
-        if self._live == 0 and not self._running:
-            self._handles.clear()
-            if self._call is not None:
+        if self._running:
+            return
+        handles = self._handles
+        if self._live == 0:
+            handles.clear()
+            if self._call is not None and not self.keepArmed:
                 self._call.cancel()
                 self._call = None
+        elif len(handles) > 2 * self._live + _QUEUE_SLACK:
+            # Mostly cancelled handles (Timers E and F, which responses
+            # cancel, each for up to 64*T1): drop them now rather than when
+            # they reach the front, so that they neither pile up nor keep
+            # the collector busy. The deadlines stay in order.
+            self._handles = deque(h for h in handles if h._target is not None)
+
+    def clear(self) -> None:
+        """
+        Forget every handle (they will not fire) and cancel the
+        C{IDelayedCall}.
+        """
+        for handle in self._handles:
+            handle._target = None
+        self._handles.clear()
+        self._live = 0
+        if self._call is not None:
+            self._call.cancel()
+            self._call = None
 
     def _run(self) -> None:
         self._call = None
@@ -406,12 +453,11 @@ class _Transaction(Generic[_S, _I]):
         target, action = entry
         if target is not old:
             self.state = target
-            for slot, owners in self._timerOwners:
-                if target not in owners:
-                    call: _Cancellable | None = getattr(self, slot)
-                    if call is not None:
-                        call.cancel()
-                        setattr(self, slot, None)
+            for slot in _slotsToClear(type(self), target):
+                call: _Cancellable | None = getattr(self, slot)
+                if call is not None:
+                    call.cancel()
+                    setattr(self, slot, None)
             if target is self._terminal:
                 # "MUST be destroyed immediately" (RFC 3261 sections 17.1.2.2,
                 # 17.2.1, 17.2.2): nothing can match it any more.
@@ -430,9 +476,37 @@ class _Transaction(Generic[_S, _I]):
         raise NotImplementedError()
 
 
+#: For each transaction class and state: the timer slots that state does
+#: not own, cleared on entering it (see L{_Transaction._fire}).
+_clearing: dict[tuple[type, Any], tuple[str, ...]] = {}
+
+
+def _slotsToClear(cls: type[_Transaction[Any, Any]], state: Any) -> tuple[str, ...]:
+    """
+    The timer slots of C{cls} that C{state} does not own, from its
+    C{_timerOwners}; computed once per class and state, rather than
+    testing every slot on every transition.
+    """
+    slots = _clearing.get((cls, state))
+    if slots is None:
+        slots = _clearing[cls, state] = tuple(
+            slot for slot, owners in cls._timerOwners if state not in owners
+        )
+    return slots
+
+
 def _viaBranch(request: Request) -> str | None:
     via = request.topVia
     return via.branch if via is not None else None
+
+
+def _succeeded(d: Deferred[Any]) -> bool:
+    """
+    Whether C{d} has fired with a result that is not a failure (and runs no
+    callbacks now): a send that went out at once, for which an errback
+    would only be a few microseconds of Deferred machinery per message.
+    """
+    return d.called and not d.paused and not isinstance(d.result, Failure)
 
 
 def _asException(reason: object) -> BaseException | None:
@@ -453,6 +527,11 @@ class ClientState(Enum):
     figure 6).
     """
 
+    # Identity hashing: members are singletons compared by identity, and
+    # Enum's own __hash__ is a Python call on every lookup in the
+    # transition tables.
+    __hash__ = object.__hash__
+
     TRYING = "Trying"
     PROCEEDING = "Proceeding"
     COMPLETED = "Completed"
@@ -463,6 +542,11 @@ class ClientInput(Enum):
     """
     Inputs of the non-INVITE client transaction.
     """
+
+    # Identity hashing: members are singletons compared by identity, and
+    # Enum's own __hash__ is a Python call on every lookup in the
+    # transition tables.
+    __hash__ = object.__hash__
 
     PROVISIONAL = "a provisional response"
     FINAL = "a final response"
@@ -478,7 +562,9 @@ class ClientTransaction(_Transaction[ClientState, ClientInput]):
     A non-INVITE client transaction (RFC 3261 section 17.1.2). Create it with
     L{TransactionManager.createClientTransaction}.
 
-    @ivar request: the request, sent again on each retransmission.
+    @ivar request: the request, sent again on each retransmission;
+        C{None} once the transaction is "Completed" over an unreliable
+        transport, waiting for Timer K with nothing left to send.
     @ivar deferred: fires with the final response, or fails with
         L{TransactionTimeout} (Timer F) or L{TransportFailure} (RFC 3261
         section 17.1.4). Cancelling it abandons the transaction: its timers
@@ -513,20 +599,26 @@ class ClientTransaction(_Transaction[ClientState, ClientInput]):
         onProvisional: Callable[[Response], object] | None = None,
     ) -> None:
         super().__init__(manager, request, reliable)
-        self.request = request
+        self.request: Request | None = request
         self.state = ClientState.TRYING
         self.deferred: Deferred[Response] = Deferred(self._cancelled)
         self.onProvisional = onProvisional
-        self._send = send
+        self._send: Callable[[], object] | None = send
         self._key = key
         self._interval = manager.timers.T1
-        self._timerE: IDelayedCall | None = None
-        self._timerF: IDelayedCall | None = None
+        self._timerE: _Cancellable | None = None
+        self._timerF: _Cancellable | None = None
         self._timerK: _Cancellable | None = None
 
     @property
     def branch(self) -> str | None:
-        """The branch of the request's top Via, for logs."""
+        """
+        The branch of the request's top Via, for logs (lower-cased, as
+        matched, once the request is let go).
+        """
+        if self.request is None:
+            branch: str = self._key[0]
+            return branch
         return _viaBranch(self.request)
 
     def _start(self) -> None:
@@ -535,10 +627,16 @@ class ClientTransaction(_Transaction[ClientState, ClientInput]):
         then send the request (RFC 3261 section 17.1.2.2). Timers are armed
         first so that a send failing at once cancels them.
         """
-        timers = self._manager.timers
-        self._timerF = self._callLater(timers.timerF, self._onTimerF)
+        # Timer F and the first Timer E always last 64*T1 and T1: they come
+        # from the manager's fixed-delay queues, not one IDelayedCall each
+        # (which the reactor would keep in its heap long after the response
+        # cancelled them). Only later, doubled Timers E are scheduled
+        # singly.
+        manager = self._manager
+        timers = manager.timers
+        self._timerF = manager._timerFQueue(timers.timerF).schedule(self)
         if not self.reliable:
-            self._timerE = self._callLater(timers.T1, self._onTimerE)
+            self._timerE = manager._timerEQueue(timers.T1).schedule(self)
         self._transmit()
 
     # Inputs.
@@ -581,12 +679,17 @@ class ClientTransaction(_Transaction[ClientState, ClientInput]):
     # Actions.
 
     def _transmit(self) -> None:
+        send = self._send
+        if send is None:
+            # Completed: nothing is sent any more (never reached: only
+            # Trying and Proceeding transmit).
+            return
         try:
-            result = self._send()
+            result = send()
         except Exception as e:
             self.transportError(e)
             return
-        if isinstance(result, Deferred):
+        if isinstance(result, Deferred) and not _succeeded(result):
             result.addErrback(self.transportError)
 
     def _retransmitDoubling(self, _: object) -> None:
@@ -611,7 +714,7 @@ class ClientTransaction(_Transaction[ClientState, ClientInput]):
             except Exception:
                 self.log.failure(
                     "onProvisional raised for {method} {branch}",
-                    method=self.request.method,
+                    method=self.method,
                     branch=self.branch,
                 )
 
@@ -621,25 +724,23 @@ class ClientTransaction(_Transaction[ClientState, ClientInput]):
     def _timedOut(self, _: object) -> None:
         self.log.info(
             "{method} client transaction {branch} timed out (Timer F, {timeout}s)",
-            method=self.request.method,
+            method=self.method,
             branch=self.branch,
             timeout=self._manager.timers.timerF,
         )
         self.deferred.errback(
-            TransactionTimeout(f"No response to {self.request.method} (Timer F)")
+            TransactionTimeout(f"No response to {self.method} (Timer F)")
         )
 
     def _transportFailed(self, reason: object) -> None:
         cause = _asException(reason)
         self.log.info(
             "{method} client transaction {branch}: transport failure {cause!r}",
-            method=self.request.method,
+            method=self.method,
             branch=self.branch,
             cause=cause,
         )
-        self.deferred.errback(
-            TransportFailure(f"Could not send {self.request.method}", cause)
-        )
+        self.deferred.errback(TransportFailure(f"Could not send {self.method}", cause))
 
     def _enterCompleted(self) -> None:
         # Timer K: T4 unreliable, zero reliable (RFC 3261 section 17.1.2.2).
@@ -648,6 +749,13 @@ class ClientTransaction(_Transaction[ClientState, ClientInput]):
             self._fire(ClientInput.TIMER_K)
         else:
             self._timerK = self._manager._timerKQueue(delay).schedule(self)
+            # Completed only absorbs retransmitted responses until Timer K
+            # (T4, 5 s): let go of the request and its sender, as a
+            # completed server transaction does (a few dozen objects each
+            # that the garbage collector would otherwise walk, times every
+            # request of the last five seconds).
+            self.request = None
+            self._send = None
 
     def _unregister(self) -> None:
         self._manager._removeClient(self)
@@ -816,7 +924,7 @@ class _ServerBase(_Transaction[_S, _I]):
         except Exception as e:
             self.transportError(e)
             return
-        if isinstance(result, Deferred):
+        if isinstance(result, Deferred) and not _succeeded(result):
             result.addErrback(self.transportError)
 
     def _sendResponse(self, response: Response) -> None:
@@ -885,6 +993,11 @@ class ServerState(Enum):
     figure 8).
     """
 
+    # Identity hashing: members are singletons compared by identity, and
+    # Enum's own __hash__ is a Python call on every lookup in the
+    # transition tables.
+    __hash__ = object.__hash__
+
     TRYING = "Trying"
     PROCEEDING = "Proceeding"
     COMPLETED = "Completed"
@@ -895,6 +1008,11 @@ class ServerInput(Enum):
     """
     Inputs of the non-INVITE server transaction.
     """
+
+    # Identity hashing: members are singletons compared by identity, and
+    # Enum's own __hash__ is a Python call on every lookup in the
+    # transition tables.
+    __hash__ = object.__hash__
 
     REQUEST = "a request retransmission"
     PROVISIONAL = "a provisional response from the TU"
@@ -1032,6 +1150,11 @@ class InviteServerState(Enum):
     figure 7).
     """
 
+    # Identity hashing: members are singletons compared by identity, and
+    # Enum's own __hash__ is a Python call on every lookup in the
+    # transition tables.
+    __hash__ = object.__hash__
+
     PROCEEDING = "Proceeding"
     COMPLETED = "Completed"
     CONFIRMED = "Confirmed"
@@ -1042,6 +1165,11 @@ class InviteServerInput(Enum):
     """
     Inputs of the INVITE server transaction.
     """
+
+    # Identity hashing: members are singletons compared by identity, and
+    # Enum's own __hash__ is a Python call on every lookup in the
+    # transition tables.
+    __hash__ = object.__hash__
 
     REQUEST = "an INVITE retransmission"
     ACK = "an ACK"
@@ -1310,8 +1438,8 @@ class TransactionManager:
 
     Lookups are single dict accesses keyed by the matching tuple of RFC 3261
     sections 17.1.3 and 17.2.3, and a transaction removes its keys the
-    moment it terminates. Timers J and K of every transaction run from one
-    L{_FixedDelayQueue} each.
+    moment it terminates. Timers J, K and F, and the first Timer E, of
+    every transaction run from one L{_FixedDelayQueue} each.
 
     @ivar clock: where time comes from (C{callLater}).
     @ivar timers: T1, T2 and T4 (RFC 3261 appendix A).
@@ -1346,7 +1474,11 @@ class TransactionManager:
         self._lastLookup: tuple[Request | None, _Key | None] = (None, None)
 
     def _queue(
-        self, name: str, delay: float, fire: Callable[[Any], object]
+        self,
+        name: str,
+        delay: float,
+        fire: Callable[[Any], object],
+        keepArmed: bool = False,
     ) -> _FixedDelayQueue:
         """
         The queue of the fixed-length timer C{name} lasting C{delay}
@@ -1356,7 +1488,7 @@ class TransactionManager:
         queue = self._queues.get((name, delay))
         if queue is None:
             queue = self._queues[name, delay] = _FixedDelayQueue(
-                self.clock, delay, fire
+                self.clock, delay, fire, keepArmed
             )
         return queue
 
@@ -1365,6 +1497,14 @@ class TransactionManager:
 
     def _timerKQueue(self, delay: float) -> _FixedDelayQueue:
         return self._queue("K", delay, ClientTransaction._onTimerK)
+
+    def _timerEQueue(self, delay: float) -> _FixedDelayQueue:
+        # Kept armed: nearly every Timer E and F is cancelled by the
+        # response (see _FixedDelayQueue).
+        return self._queue("E", delay, ClientTransaction._onTimerE, True)
+
+    def _timerFQueue(self, delay: float) -> _FixedDelayQueue:
+        return self._queue("F", delay, ClientTransaction._onTimerF, True)
 
     def _serverKey(self, request: Request) -> _Key | None:
         last, key = self._lastLookup
@@ -1537,6 +1677,7 @@ class TransactionManager:
         send: Callable[[], object],
         reliable: bool,
         onProvisional: Callable[[Response], object] | None = None,
+        branch: str | None = None,
     ) -> ClientTransaction:
         """
         Start a non-INVITE client transaction and send C{request} (RFC 3261
@@ -1549,14 +1690,19 @@ class TransactionManager:
             17.1.4).
         @param reliable: whether the transport is reliable (no Timer E).
         @param onProvisional: called with each provisional response.
+        @param branch: the branch of the request's top Via, when the caller
+            has just written it (as L{sipevents.uas.UserAgent.sendRequest}
+            has), so that the Via is not parsed back; read from the request
+            otherwise.
         @raise ValueError: for INVITE or ACK (no INVITE client transaction
             here), a missing or RFC 2543 branch, or a branch and method
             already in use.
         """
         if request.method in ("INVITE", "ACK"):
             raise ValueError(f"No client transaction for {request.method} here")
-        via = request.topVia
-        branch = via.branch if via is not None else None
+        if branch is None:
+            via = request.topVia
+            branch = via.branch if via is not None else None
         if branch is None or branch[:7].lower() != _COOKIE:
             raise ValueError(
                 f"{request!r} needs a top Via with a {MAGIC_COOKIE} branch"
@@ -1609,4 +1755,6 @@ class TransactionManager:
                 client.deferred.cancel()
         for server in set(self._servers.values()):
             server._abandon()
+        for queue in self._queues.values():
+            queue.clear()
         self._lastLookup = (None, None)

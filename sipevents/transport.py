@@ -260,11 +260,25 @@ class SIPDatagramProtocol(DatagramProtocol):
         @raise Exception: whatever the socket raises (message too long,
             address family mismatch ...), for the caller to report.
         """
-        if self.transport is None:
+        transport = self.transport
+        if transport is None:
             raise TransportError("UDP socket is closed")
         if self.family == socket.AF_INET6 and addressFamily(host) == socket.AF_INET:
             host = "::ffff:" + host
-        self.transport.write(data, (host, port))
+        # Straight to the socket when there is one (a reactor's UDP port)
+        # and the host is an address: Twisted's Port.write checks the
+        # address text with two or three Python-level parsers per datagram
+        # before the same sendto. Any error goes through Port.write after
+        # all, which retries (EINTR), raises (message too long, wrong
+        # family) or reports exactly as it always did.
+        sock: socket.socket | None = getattr(transport, "socket", None)
+        if sock is not None and isIPAddress(host):
+            try:
+                sock.sendto(data, (host, port))
+                return
+            except OSError:
+                pass
+        transport.write(data, (host, port))
 
     def sendMessage(self, message: Message, host: str, port: int) -> None:
         """
@@ -1287,11 +1301,18 @@ class TransportLayer:
         try:
             transport = target.transport.upper()
             data = request.toBytes()
+            limit = self.udpRequestLimit
+            host = target.host
             if (
                 transport == UDP
-                and self.udpRequestLimit is not None
-                and len(data) > self.udpRequestLimit
+                and (limit is None or len(data) <= limit)
+                and isIPAddress(host)
             ):
+                # The common case (a NOTIFY to an address over UDP) needs
+                # no resolution: send at once, without a Deferred chain.
+                self._sendDatagramRequest(normalizeHost(host), data, target.port)
+                return succeed(None)
+            if transport == UDP and limit is not None and len(data) > limit:
                 return self._resolve(target.host).addCallback(
                     self._sendLargeRequest, request, target
                 )

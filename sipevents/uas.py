@@ -329,7 +329,7 @@ class RequestContext:
         "userAgent",
         "request",
         "source",
-        "toTag",
+        "_toTag",
         "inDialog",
         "transaction",
         "finalResponse",
@@ -342,19 +342,31 @@ class RequestContext:
         userAgent: UserAgent,
         request: Request,
         source: Source,
-        toTag: str,
+        toTag: str | None,
         inDialog: bool,
         transaction: _ServerTransactionLike,
     ) -> None:
+        """
+        @param toTag: the To tag of our responses; C{None} to compute it
+            (L{UserAgent.toTagFor}) when first asked for, which a request
+            inside a dialog, whose To has its tag already, usually never is.
+        """
         self.userAgent = userAgent
         self.request = request
         self.source = source
-        self.toTag = toTag
+        self._toTag = toTag
         self.inDialog = inDialog
         self.transaction = transaction
         self.finalResponse: Response | None = None
         self._timeout: IDelayedCall | None = None
         self._timedOut = False
+
+    @property
+    def toTag(self) -> str:
+        toTag = self._toTag
+        if toTag is None:
+            toTag = self._toTag = self.userAgent.toTagFor(self.request)
+        return toTag
 
     def __repr__(self) -> str:
         return f"<RequestContext {self.request.method} from {self.source.host}>"
@@ -368,8 +380,14 @@ class RequestContext:
     ) -> Response:
         if self.finalResponse is not None:
             raise AlreadyResponded(self.finalResponse.code)
+        # In a dialog the request's To has a tag, which makeResponse keeps.
         response = makeResponse(
-            self.request, code, reason, toTag=self.toTag, headers=headers, body=body
+            self.request,
+            code,
+            reason,
+            toTag=None if self.inDialog else self.toTag,
+            headers=headers,
+            body=body,
         )
         self.sendResponse(response)
         return response
@@ -743,7 +761,12 @@ class UserAgent:
             request, _ResponseSender(self, source), source.reliable
         )
         context = RequestContext(
-            self, request, source, self.toTagFor(request), inDialog, transaction
+            self,
+            request,
+            source,
+            None if inDialog else self.toTagFor(request),
+            inDialog,
+            transaction,
         )
         try:
             self._processRequest(context)
@@ -1028,12 +1051,17 @@ class UserAgent:
             return fail(RuntimeError("UserAgent has no transport layer"))
         if "User-Agent" not in request.headers:
             request.headers.add("User-Agent", PRODUCT)
-        transportLayer.prepareRequest(request, target, self.transactions.newBranch())
+        branch = self.transactions.newBranch()
+        transportLayer.prepareRequest(request, target, branch)
         reliable = target.transport.upper() in RELIABLE
         # A failed send makes the transaction fail with TransportFailure
-        # (RFC 3261 section 17.1.4).
+        # (RFC 3261 section 17.1.4). The branch is handed over as written,
+        # so that the new top Via is not parsed back.
         transaction = self.transactions.createClientTransaction(
-            request, partial(transportLayer.sendRequest, request, target), reliable
+            request,
+            partial(transportLayer.sendRequest, request, target),
+            reliable,
+            branch=branch,
         )
         return transaction.deferred
 

@@ -299,6 +299,18 @@ class ViaTests(SynchronousTestCase):
         self.assertIsNone(via.rport)
         self.assertEqual(via.param("RPORT"), "")
 
+    def test_withParams(self) -> None:
+        """
+        L{Via.withParams} sets several parameters as L{Via.withParam} does
+        one after the other.
+        """
+        [via] = parseVia("SIP/2.0/UDP 10.0.0.1:5060;rport;branch=z9hG4bK1")
+        self.assertEqual(
+            via.withParams(("rport", "5070"), ("received", "10.0.0.9")),
+            via.withParam("rport", "5070").withParam("received", "10.0.0.9"),
+        )
+        self.assertEqual(via.withParams(), via)
+
     def test_defaults(self) -> None:
         """
         L{Via} defaults to SIP/2.0 over UDP.

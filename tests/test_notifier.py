@@ -686,8 +686,9 @@ class EstablishmentTests(NotifierMixin, SynchronousTestCase):
     def test_rfc6665_4_2_1_initialSubscribeLogged(self) -> None:
         """
         Creation, refresh and termination are logged with structured
-        fields.
+        fields when the notifier's C{logLifecycle} is set.
         """
+        self.notifier.logLifecycle = True
         with capturedLogs() as events:
             response, _ = self.subscribe()
             self.refresh(response, expires=0)
@@ -705,6 +706,17 @@ class AuthorizationTests(NotifierMixin, SynchronousTestCase):
     """
     The authorizer decides (RFC 6665 section 4.2.1.3).
     """
+
+    def test_rfc6665_4_2_1_lifecycleNotLoggedByDefault(self) -> None:
+        """
+        By default a subscription's creation and termination log nothing:
+        twistd writes every event to its log file whatever its level, and
+        a busy server has thousands a second.
+        """
+        with capturedLogs() as events:
+            response, _ = self.subscribe()
+            self.refresh(response, expires=0)
+        self.assertEqual([e for e in events if "key" in e], [])
 
     def test_rfc6665_4_2_1_3_immediateReject403(self) -> None:
         """

@@ -744,6 +744,30 @@ class FastPathTests(SynchronousTestCase):
             self.assertEqual(message.toBytes(), data)
         self.assertEqual(message.reason, "Call/Transaction Does Not Exist")
 
+    def test_rfc3261_25_1_highPorts(self) -> None:
+        """
+        Five-digit ports, 60000 to 65535 included (Linux hands out
+        ephemeral ports up to 60999), in Via sent-by, rport and URIs pass
+        the quick checks, with no fallback to the typed parsers'
+        validation.
+        """
+
+        def validate(*args: object) -> object:
+            raise AssertionError("the quick checks did not match")
+
+        self.patch(parser, "_validate", validate)
+        for port in (10000, 50000, 60000, 60999, 64999, 65535):
+            data = request(
+                "NOTIFY",
+                f"sip:bob@127.0.0.1:{port}",
+                {
+                    "Via": f"SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-1"
+                    f";rport={port};received=127.0.0.1",
+                    "From": f"<sip:alice@127.0.0.1:{port}>;tag=1",
+                },
+            )
+            self.assertEqual(parseMessage(data).toBytes(), data)
+
     def test_stream(self) -> None:
         """
         A stream of common messages is read by the fast path.

@@ -141,6 +141,26 @@ class TransactionTestCase(SynchronousTestCase):
         self.manager = TransactionManager(self.clock, self.timers)
         self.watched: list[Any] = []
 
+    def assertIdle(self) -> None:
+        """
+        No timer is left that would do anything: nothing on the clock but
+        the call of a kept-armed queue (Timers E and F) with no live
+        handle, which fires with nothing to do.
+        """
+        idle = [
+            queue._call
+            for queue in self.manager._queues.values()
+            if queue.keepArmed and len(queue) == 0 and queue._call is not None
+        ]
+        self.assertEqual(
+            [
+                call
+                for call in self.clock.getDelayedCalls()
+                if not any(call is other for other in idle)
+            ],
+            [],
+        )
+
     def assertTimersOwned(self, transaction: Any) -> None:
         """
         Every armed timer of C{transaction} belongs to its current state, and
@@ -260,7 +280,7 @@ class NonInviteClientTests(TransactionTestCase):
         failure = self.failureResultOf(transaction.deferred, TransactionTimeout)
         self.assertEqual(failure.value.status, 408)
         self.assertIs(transaction.state, ClientState.TERMINATED)
-        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertIdle()
         self.assertEqual(self.manager.clientTransactionCount, 0)
         self.assertFalse(self.manager.matchResponse(makeResponse(request, 200)))
         [event] = [e for e in events if "Timer F" in e["log_format"]]
@@ -280,7 +300,7 @@ class NonInviteClientTests(TransactionTestCase):
         self.assertNoResult(transaction.deferred)
         self.clock.advance(0.001)
         self.failureResultOf(transaction.deferred, TransactionTimeout)
-        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertIdle()
 
     def test_rfc3261_17_1_2_2_timerF_inProceeding(self) -> None:
         """
@@ -292,7 +312,7 @@ class NonInviteClientTests(TransactionTestCase):
         self.advanceTo(32.0)
         self.failureResultOf(transaction.deferred, TransactionTimeout)
         self.assertIs(transaction.state, ClientState.TERMINATED)
-        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertIdle()
 
     def test_rfc3261_17_1_2_2_provisionalPassedToTU(self) -> None:
         """
@@ -373,7 +393,7 @@ class NonInviteClientTests(TransactionTestCase):
         self.assertIs(transaction.state, ClientState.TERMINATED)
         self.assertEqual(self.manager.clientTransactionCount, 0)
         self.assertFalse(self.manager.matchResponse(makeResponse(request, 200)))
-        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertIdle()
 
     def test_rfc3261_17_1_2_2_timerK_reliable(self) -> None:
         """
@@ -385,7 +405,7 @@ class NonInviteClientTests(TransactionTestCase):
         self.successResultOf(transaction.deferred)
         self.assertIs(transaction.state, ClientState.TERMINATED)
         self.assertEqual(self.manager.clientTransactionCount, 0)
-        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertIdle()
 
     def test_rfc3261_17_1_4_sendRaises(self) -> None:
         """
@@ -404,7 +424,7 @@ class NonInviteClientTests(TransactionTestCase):
         self.assertIs(failure.value.cause, error)
         self.assertEqual(failure.value.status, 503)
         self.assertIs(transaction.state, ClientState.TERMINATED)
-        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertIdle()
         self.assertEqual(self.manager.clientTransactionCount, 0)
 
     def test_rfc3261_17_1_4_sendDeferredFails(self) -> None:
@@ -421,7 +441,7 @@ class NonInviteClientTests(TransactionTestCase):
         pending.errback(ConnectionRefusedError())
         failure = self.failureResultOf(transaction.deferred, TransportFailure)
         self.assertIsInstance(failure.value.cause, ConnectionRefusedError)
-        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertIdle()
 
     def test_rfc3261_17_1_4_retransmissionFails(self) -> None:
         """
@@ -438,7 +458,7 @@ class NonInviteClientTests(TransactionTestCase):
         transaction = self.manager.createClientTransaction(request, send, False)
         self.clock.advance(0.5)
         self.failureResultOf(transaction.deferred, TransportFailure)
-        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertIdle()
 
     def test_rfc3261_17_1_4_transportErrorAfterFinal(self) -> None:
         """
@@ -460,7 +480,7 @@ class NonInviteClientTests(TransactionTestCase):
         transaction.deferred.cancel()
         self.failureResultOf(transaction.deferred, CancelledError)
         self.assertIs(transaction.state, ClientState.TERMINATED)
-        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertIdle()
         self.advanceTo(5.0)
         self.assertEqual(sends.times, [0.0])
         self.assertEqual(self.manager.clientTransactionCount, 0)
@@ -642,7 +662,7 @@ class NonInviteServerTests(TransactionTestCase):
         self.assertIs(transaction.state, ServerState.TERMINATED)
         self.assertIsNone(self.manager.findServerTransaction(makeRequest()))
         self.assertEqual(self.manager.serverTransactionCount, 0)
-        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertIdle()
 
     def test_rfc3261_17_2_2_timerJ_reliable(self) -> None:
         """
@@ -655,7 +675,7 @@ class NonInviteServerTests(TransactionTestCase):
         self.assertEqual(sends.codes, [200])
         self.assertIs(transaction.state, ServerState.TERMINATED)
         self.assertEqual(self.manager.serverTransactionCount, 0)
-        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertIdle()
 
     def test_rfc3261_17_2_2_secondFinalRaises(self) -> None:
         """
@@ -736,7 +756,7 @@ class NonInviteServerTests(TransactionTestCase):
         [failure] = failures
         assert isinstance(failure, TransportFailure)
         self.assertIs(failure.cause, error)
-        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertIdle()
         self.assertEqual(self.manager.serverTransactionCount, 0)
 
     def test_rfc3261_17_2_4_transportErrorDeferred(self) -> None:
@@ -854,7 +874,7 @@ class InviteServerTests(TransactionTestCase):
         [failure] = failures
         self.assertIsInstance(failure, TransactionTimeout)
         self.assertTrue(any("Timer H" in e["log_format"] for e in events))
-        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertIdle()
         self.assertEqual(self.manager.serverTransactionCount, 0)
         count = len(sends.sent)
         self.advanceTo(40.0)
@@ -894,7 +914,7 @@ class InviteServerTests(TransactionTestCase):
         self.assertIs(transaction.state, InviteServerState.TERMINATED)
         self.assertEqual(sends.times, [0.0, 0.5])
         self.assertFalse(self.manager.absorbRequest(makeRequest("ACK", toTag="srv")))
-        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertIdle()
 
     def test_rfc3261_17_2_1_timerI_reliable(self) -> None:
         """
@@ -905,7 +925,7 @@ class InviteServerTests(TransactionTestCase):
         transaction.respond(makeResponse(request, 405, toTag="srv"))
         transaction.ackReceived()
         self.assertIs(transaction.state, InviteServerState.TERMINATED)
-        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertIdle()
         self.assertEqual(self.manager.serverTransactionCount, 0)
 
     def test_rfc3261_17_2_1_2xxTerminates(self) -> None:
@@ -918,7 +938,7 @@ class InviteServerTests(TransactionTestCase):
         self.assertIs(transaction.state, InviteServerState.TERMINATED)
         self.advanceTo(10.0)
         self.assertEqual(sends.codes, [200])
-        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertIdle()
         self.assertIsNone(
             self.manager.findServerTransaction(makeRequest("ACK", toTag="srv"))
         )
@@ -976,7 +996,7 @@ class InviteServerTests(TransactionTestCase):
         transaction.transportError(OSError())
         self.assertIs(transaction.state, InviteServerState.TERMINATED)
         self.assertIsInstance(failures[0], TransportFailure)
-        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertIdle()
 
 
 class ServerMatchingTests(TransactionTestCase):
@@ -1216,7 +1236,7 @@ class ManagerTests(TransactionTestCase):
         self.assertEqual(self.manager._servers, {})
         self.assertEqual(self.manager._clients, {})
         self.assertEqual(self.manager._serverMethods, {})
-        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertIdle()
 
     def test_stop(self) -> None:
         """
@@ -1229,7 +1249,7 @@ class ManagerTests(TransactionTestCase):
         client, _, _ = self.client()
         self.manager.stop()
         self.failureResultOf(client.deferred, CancelledError)
-        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertIdle()
         self.assertEqual(self.manager.serverTransactionCount, 0)
         self.assertEqual(self.manager.clientTransactionCount, 0)
 
@@ -1246,6 +1266,43 @@ class ManagerTests(TransactionTestCase):
         self.manager.stop()
         self.assertIs(client.state, ClientState.TERMINATED)
         self.assertIs(self.successResultOf(client.deferred), response)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(self.manager.clientTransactionCount, 0)
+
+    def test_rfc3261_17_1_2_2_completedLetsGoOfRequest(self) -> None:
+        """
+        Over an unreliable transport a client transaction waiting in
+        "Completed" for Timer K keeps neither its request nor its sender,
+        only what matches response retransmissions, which it still absorbs.
+        """
+        client, sends, request = self.client()
+        branch = client.branch
+        self.manager.matchResponse(makeResponse(request, 200))
+        self.assertIs(client.state, ClientState.COMPLETED)
+        self.assertIsNone(client.request)
+        self.assertEqual(client.branch, branch.lower() if branch else branch)
+        self.assertTrue(self.manager.matchResponse(makeResponse(request, 200)))
+        self.assertEqual(len(sends.times), 1)
+        self.clock.advance(self.timers.timerK)
+        self.assertIs(client.state, ClientState.TERMINATED)
+
+    def test_rfc3261_17_1_2_2_timersEFQueuesRunDry(self) -> None:
+        """
+        The shared queues of Timers E and F stay armed when a response
+        cancels their last timer, so that the next request does not arm
+        them again; their call then fires with nothing to do and is not
+        renewed: a manager left alone ends with nothing on the clock.
+        """
+        for _ in range(3):
+            client, _, request = self.client()
+            self.manager.matchResponse(makeResponse(request, 200))
+            self.assertIs(client.state, ClientState.COMPLETED)
+        self.clock.advance(self.timers.timerK)
+        self.assertEqual(self.manager.clientTransactionCount, 0)
+        # Only the idle queues' calls are left, and they come due.
+        self.assertNotEqual(self.clock.getDelayedCalls(), [])
+        self.assertIdle()
+        self.clock.advance(self.timers.timerF)
         self.assertEqual(self.clock.getDelayedCalls(), [])
         self.assertEqual(self.manager.clientTransactionCount, 0)
 
@@ -1459,7 +1516,7 @@ class CompletedStorageTests(TransactionTestCase):
         self.advanceTo(32.0)
         self.assertIs(transaction.state, ServerState.TERMINATED)
         self.assertEqual(self.manager.serverTransactionCount, 0)
-        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertIdle()
 
     def test_rfc3261_17_2_2_proceedingKeepsRequest(self) -> None:
         """
@@ -1518,7 +1575,7 @@ class CompletedStorageTests(TransactionTestCase):
         [failure] = failures
         assert isinstance(failure, TransportFailure)
         self.assertIs(failure.cause, sends.failure)
-        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertIdle()
 
 
 class FixedTimerTests(TransactionTestCase):
@@ -1546,7 +1603,7 @@ class FixedTimerTests(TransactionTestCase):
             self.assertIs(transaction.state, ServerState.COMPLETED)
             self.advanceTo(end)
             self.assertIs(transaction.state, ServerState.TERMINATED)
-        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertIdle()
 
     def test_rfc3261_17_1_2_2_timerKShared(self) -> None:
         """
@@ -1577,7 +1634,7 @@ class FixedTimerTests(TransactionTestCase):
             transaction.respond(makeResponse(request, 200, toTag="srv"))
         self.assertEqual(len(self.clock.getDelayedCalls()), 1)
         self.manager.stop()
-        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertIdle()
         self.assertEqual(self.manager.serverTransactionCount, 0)
 
     def test_changedTimers(self) -> None:
@@ -1597,7 +1654,7 @@ class FixedTimerTests(TransactionTestCase):
         self.assertIs(long.state, ServerState.COMPLETED)
         self.advanceTo(32.0)
         self.assertIs(long.state, ServerState.TERMINATED)
-        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertIdle()
 
     def test_queueOrderAndReentry(self) -> None:
         """
@@ -1647,7 +1704,24 @@ class FixedTimerTests(TransactionTestCase):
         self.assertIsInstance(failed["log_failure"].value, ValueError)
         self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
         self.assertEqual(len(queue), 0)
-        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertIdle()
+
+    def test_queueDropsCancelledHandles(self) -> None:
+        """
+        Cancelled handles do not pile up until their deadline: once they
+        outnumber the live ones (by more than a small slack), they are
+        dropped, and the live ones still fire in order.
+        """
+        fired: list[int] = []
+        queue = _FixedDelayQueue(self.clock, 32.0, fired.append, keepArmed=True)
+        keep = [queue.schedule(n) for n in range(3)]
+        for n in range(1000):
+            queue.schedule(100 + n).cancel()
+        self.assertEqual(len(queue), 3)
+        self.assertLess(len(queue._handles), 3 * 2 + 64 + 2)
+        self.assertTrue(all(handle.active() for handle in keep))
+        self.clock.advance(32.0)
+        self.assertEqual(fired, [0, 1, 2])
 
     def test_queueExactDeadlines(self) -> None:
         """

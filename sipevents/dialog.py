@@ -51,6 +51,8 @@ __all__ = [
     "buildRequest",
     "checkRemoteCSeq",
     "contactURI",
+    "WILDCARD_HOSTS",
+    "listeningContact",
     "dialogFromRequest",
     "nextHop",
     "remoteTargetOf",
@@ -335,6 +337,33 @@ def contactURI(transport: str, host: str, port: int, secure: bool = False) -> st
     if transport == "UDP":
         return f"sip:{host}:{port}"
     return f"sip:{host}:{port};transport={transport.lower()}"
+
+
+#: Hosts a socket bound to every interface reports: no address a peer
+#: could send to.
+WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
+
+
+def listeningContact(
+    transportLayer: object, transport: str, peerHost: str, secure: bool = False
+) -> tuple[str, str] | None:
+    """
+    Our Contact URI for a dialog whose peer at C{peerHost} reaches us over
+    C{transport} (RFC 3261 section 8.1.1.8 and 12.1.1): where the transport
+    layer says we listen, as it writes in Via sent-by (its C{sentBy}
+    method, preferring an advertised host), with the host alone.
+
+    @return: C{(contact, host)}, or C{None} when the transport layer cannot
+        say (it has no C{sentBy}) or we listen on every interface with no
+        advertised host, so there is no address to give.
+    """
+    sentBy = getattr(transportLayer, "sentBy", None)
+    if sentBy is None:
+        return None
+    host, port = sentBy(transport, peerHost)
+    if host in WILDCARD_HOSTS:
+        return None
+    return contactURI(transport, host, port, secure), host
 
 
 def buildRequest(

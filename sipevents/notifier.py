@@ -121,11 +121,13 @@ from zope.interface import implementer
 
 from sipevents.authorization import ACCEPT, REJECT, AcceptAll, AllResourcesKnown
 from sipevents.dialog import (
+    WILDCARD_HOSTS,
     Dialog,
     buildRequest,
     checkRemoteCSeq,
     contactURI,
     dialogFromRequest,
+    listeningContact,
     nextHop,
     remoteTargetOf,
 )
@@ -176,7 +178,6 @@ DEFAULT_CSEQ_BLOCK = 100
 
 #: Local addresses that are not addresses (a socket bound to every
 #: interface); a Contact needs a real one.
-_WILDCARDS = frozenset({"", "0.0.0.0", "::"})
 
 
 class PackageRegistryLike(Protocol):
@@ -773,10 +774,10 @@ class Notifier:
         transportLayer = self.userAgent.transportLayer
         sentBy = getattr(transportLayer, "sentBy", None)
         if sentBy is not None and (
-            host in _WILDCARDS or getattr(transportLayer, "advertisedHost", None)
+            host in WILDCARD_HOSTS or getattr(transportLayer, "advertisedHost", None)
         ):
             host = sentBy(transport, source.host)[0]
-        if host in _WILDCARDS:
+        if host in WILDCARD_HOSTS:
             return None
         contact = contactURI(transport, host, port, secure)
         if not secure:
@@ -796,15 +797,13 @@ class Notifier:
             contact = self._contacts.get((transport, ":" in record.flowHost))
         if contact is not None:
             return contact
-        sentBy = getattr(self.userAgent.transportLayer, "sentBy", None)
-        if sentBy is None:
-            return None
-        host, port = sentBy(transport, record.flowHost)
-        if host in _WILDCARDS:
-            return None
-        return contactURI(
-            transport, host, port, record.remoteTarget.startswith("sips:")
+        found = listeningContact(
+            self.userAgent.transportLayer,
+            transport,
+            record.flowHost,
+            record.remoteTarget.startswith("sips:"),
         )
+        return None if found is None else found[0]
 
     def _refresh(
         self,

@@ -104,7 +104,7 @@ from sipevents.dialog import (
     MAX_FORWARDS,
     buildRequest,
     checkRemoteCSeq,
-    contactURI,
+    listeningContact,
     nextHop,
     remoteTargetOf,
 )
@@ -178,7 +178,6 @@ BACKOFF_CAP = 1800.0
 IMMEDIATE_RETRIES = 3
 
 #: Local addresses that are not addresses: a Contact needs a real one.
-_WILDCARDS = frozenset({"", "0.0.0.0", "::"})
 
 
 class SubscriptionFailed(Exception):
@@ -1785,23 +1784,20 @@ class Subscriber:
     def _contactFor(self, target: Target, secure: bool) -> tuple[str, str]:
         """
         Our Contact URI for a dialog whose first request goes to C{target}
-        (RFC 3261 section 8.1.1.8): where the transport layer says we
-        listen for it, as L{sipevents.notifier.Notifier} does; and the
-        host.
+        (L{listeningContact}), and its host.
 
         @raise ValueError: when the transport layer cannot tell us, or we
             listen on every interface with no advertised address.
         """
-        sentBy = getattr(self.userAgent.transportLayer, "sentBy", None)
-        if sentBy is None:
-            raise ValueError("The transport layer cannot tell where we listen")
-        host, port = sentBy(target.transport, target.host)
-        if host in _WILDCARDS:
+        found = listeningContact(
+            self.userAgent.transportLayer, target.transport, target.host, secure
+        )
+        if found is None:
             raise ValueError(
                 f"No local address to reach us at over {target.transport}: "
                 "listen on a given interface or set an advertised host"
             )
-        return contactURI(target.transport, host, port, secure), host
+        return found
 
     def _attemptStarted(self, subscription: Subscription) -> None:
         self._byAttempt[(subscription._callId, subscription._localTag)] = subscription

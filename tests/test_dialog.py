@@ -20,6 +20,7 @@ from sipevents.dialog import (
     checkRemoteCSeq,
     contactURI,
     dialogFromRequest,
+    listeningContact,
     nextHop,
     remoteTargetOf,
     requestURIAndRoutes,
@@ -27,7 +28,7 @@ from sipevents.dialog import (
 from sipevents.errors import SIPError
 from sipevents.message import Request
 from sipevents.parser import parseMessage
-from sipevents.testing import FakeSIPConnection
+from sipevents.testing import FakeSIPConnection, RecordingTransportLayer
 from sipevents.uri import formatURI
 
 
@@ -361,3 +362,39 @@ class AddressTests(SynchronousTestCase):
             addressField(d.remoteUri, "abc"), "<sip:+1555@127.0.0.1;user=phone>;tag=abc"
         )
         self.assertEqual(addressField("sip:a@127.0.0.1", ""), "<sip:a@127.0.0.1>")
+
+
+class ListeningContactTests(SynchronousTestCase):
+    """
+    L{listeningContact}: our Contact is where the transport layer says we
+    listen (RFC 3261 section 8.1.1.8).
+    """
+
+    def test_rfc3261_8_1_1_8_contactFromSentBy(self) -> None:
+        """
+        The Contact carries the sent-by host and port, with the transport
+        parameter for TCP, or a SIPS URI when secure; the host comes too.
+        """
+        layer = RecordingTransportLayer("127.0.0.1", 5070)
+        self.assertEqual(
+            listeningContact(layer, "UDP", "127.0.0.1"),
+            ("sip:127.0.0.1:5070", "127.0.0.1"),
+        )
+        self.assertEqual(
+            listeningContact(layer, "TCP", "127.0.0.1"),
+            ("sip:127.0.0.1:5070;transport=tcp", "127.0.0.1"),
+        )
+        self.assertEqual(
+            listeningContact(layer, "TLS", "127.0.0.1", secure=True),
+            ("sips:127.0.0.1:5070", "127.0.0.1"),
+        )
+
+    def test_noAddressToGive(self) -> None:
+        """
+        A socket bound to every interface, or a transport layer that cannot
+        say where it listens, gives no Contact.
+        """
+        for host in ("0.0.0.0", "::", ""):
+            layer = RecordingTransportLayer(host, 5070)
+            self.assertIsNone(listeningContact(layer, "UDP", "127.0.0.1"))
+        self.assertIsNone(listeningContact(object(), "UDP", "127.0.0.1"))

@@ -217,6 +217,20 @@ class MakeServiceTests(SynchronousTestCase):
         service = makeService(parse("--no-gc-tuning"), reactor=MemoryReactorClock())
         self.assertFalse(service.tuneGC)
 
+    def test_logSubscriptions(self) -> None:
+        """
+        Subscription and publication lifecycle lines are logged only with
+        C{--log-subscriptions}.
+        """
+        service = makeService(parse(), reactor=MemoryReactorClock())
+        self.assertFalse(service.notifier.logLifecycle)
+        self.assertFalse(service.publications.logLifecycle)
+        service = makeService(
+            parse("--log-subscriptions"), reactor=MemoryReactorClock()
+        )
+        self.assertTrue(service.notifier.logLifecycle)
+        self.assertTrue(service.publications.logLifecycle)
+
     def test_makeServiceDefaults(self) -> None:
         """
         Without C{--listen}, the service listens on the default

@@ -67,12 +67,14 @@ Design decisions (see also the team contract):
     except for the CSeq reservation below. Records are immutable: every
     change is C{record.evolve(...)} and C{store.putSubscription}, always
     from the record the store holds at that moment.
-  - Runtime state beside the store is small: one L{TimerQueue} of expiry
-    deadlines (a single C{IDelayedCall}, no timer object per
-    subscription), one of coalescing intervals holding only subscriptions
-    NOTIFYed within their interval, the set of those with a change
-    waiting, the next CSeq of each dialog that has sent a NOTIFY since
-    start-up, and the authorizer decisions still awaited.
+  - Runtime state beside the store is small: one queue of expiry
+    deadlines (L{LookupTimerQueue}: a single C{IDelayedCall}, no timer
+    object per subscription, 16 bytes per deadline and no index of its
+    own, since the records hold the deadlines), one L{TimerQueue} of
+    coalescing intervals holding only subscriptions NOTIFYed within their
+    interval, the set of those with a change waiting, the next CSeq of
+    each dialog that has sent a NOTIFY since start-up, and the authorizer
+    decisions still awaited.
   - NOTIFY CSeqs: C{record.localCSeq} is a high-water mark, reserved ahead
     of use in blocks of C{cseqBlock} and persisted (for every subscription
     of the dialog) before any CSeq at or above the last persisted mark is
@@ -152,7 +154,7 @@ from sipevents.subscription import (
     negotiateExpires,
     transition,
 )
-from sipevents.timers import TimerQueue
+from sipevents.timers import LookupTimerQueue, TimerQueue
 from sipevents.uri import SIPURI, formatURI
 
 if TYPE_CHECKING:
@@ -335,7 +337,9 @@ class Notifier:
         self.minExpires = minExpires
         self.maxExpires = maxExpires
         self.cseqBlock = cseqBlock
-        self._expiry = TimerQueue(clock, self._expired)
+        # Expiry deadlines live in the records (expiresAt); the queue asks
+        # the store for them rather than keeping a key index of its own.
+        self._expiry = LookupTimerQueue(clock, self._expired, self._deadlineOf)
         self._throttle = TimerQueue(clock, self._throttleEnded)
         self._dirty: set[str] = set()
         self._nextCSeq: dict[str, int] = {}
@@ -554,7 +558,11 @@ class Notifier:
             package,
             event,
             dialog,
-            sys.intern(resource),
+            # Not interned: most resources are watched by a few
+            # subscriptions, and an interned string costs an entry in the
+            # interpreter's table (about 40 bytes) for as long as it lives;
+            # the store shares the resource among its subscriptions.
+            resource,
             sys.intern(event.eventType),
             expires,
             contentType,
@@ -697,7 +705,13 @@ class Notifier:
             callId=dialog.callId,
             localTag=dialog.localTag,
             remoteTag=dialog.remoteTag,
-            localUri=sys.intern(dialog.localUri),
+            # Our URI is usually the resource as written: one string for
+            # both (the store shares it among the resource's subscriptions).
+            localUri=(
+                admission.resource
+                if dialog.localUri == admission.resource
+                else dialog.localUri
+            ),
             remoteUri=dialog.remoteUri,
             remoteTarget=dialog.remoteTarget,
             routeSet=dialog.routeSet,
@@ -1227,6 +1241,14 @@ class Notifier:
 
     # Ending subscriptions
 
+    def _deadlineOf(self, key: Hashable) -> object:
+        """
+        The live expiry deadline of subscription C{key}: its record's
+        C{expiresAt} object, or C{None} when it has gone.
+        """
+        record = self.store.getSubscription(cast(str, key))
+        return None if record is None else record.expiresAt
+
     def _expired(self, key: Hashable) -> None:
         """
         A subscription was not refreshed in time (RFC 6665 section
@@ -1273,8 +1295,9 @@ class Notifier:
         """
         self._notify(record, step, reason, retryAfter)
         key = record.key
+        # Removing the record from the store is what cancels its expiry
+        # deadline (see LookupTimerQueue).
         self._write(self.store.removeSubscription(key), key)
-        self._expiry.cancel(key)
         self._throttle.cancel(key)
         self._dirty.discard(key)
         decision = self._decisions.pop(key, None)

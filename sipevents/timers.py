@@ -21,17 +21,23 @@ copied smaller once a burst of keys has gone.
 Callbacks are per queue: the one given to the constructor serves every
 key, and only a key scheduled with another callback costs an entry in a
 side table.
+
+When the owner of the keys holds every deadline already (the notifier's
+subscription records hold their expiry), L{LookupTimerQueue} does without
+the index and the tuples: about 16 bytes per deadline.
 """
 
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Callable, Hashable, Iterator
+from typing import Any
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
-__all__ = ["TimerQueue"]
+__all__ = ["LookupTimerQueue", "TimerQueue"]
 
 #: What a timer calls: C{callback(key)}.
 Callback = Callable[[Hashable], object]
@@ -247,3 +253,233 @@ class TimerQueue:
         if self._peak > _SLACK * 16 and len(deadlines) * 4 < self._peak:
             self._deadlines = dict(deadlines)
             self._peak = len(deadlines)
+
+
+class LookupTimerQueue:
+    """
+    Deadlines kept by their owner, fired in time order through a single
+    C{IDelayedCall} on C{clock}: a L{TimerQueue} without an index of its
+    own, and without a tuple per deadline.
+
+    When every key's deadline already lives in an object the owner keeps
+    (a subscription record's C{expiresAt}, in a store that is indexed by
+    key anyway), a second index from key to deadline would cost a C{dict}
+    entry per key (40 to 50 bytes) only to tell live entries from stale
+    ones. Here the owner's C{deadlineOf(key)} tells instead: an entry
+    C{(when, key)} is live while C{deadlineOf(key) is when}, the very
+    object scheduled. So changing a deadline means storing the new object
+    and scheduling it; forgetting a key means dropping it from the owner
+    (there is no C{cancel}); stale entries are skipped when they come up,
+    and everything is rebuilt from the live entries when the entries have
+    doubled since the last rebuild.
+
+    Entries are kept in buckets of one clock second, each a flat list
+    C{[when, key, when, key, ...]}, with a heap of the bucket seconds: 16
+    bytes per entry, where a heap of C{(when, key)} tuples costs 64. A
+    bucket costs about 150 bytes, which pays off once a few deadlines
+    share a second, as they do with many subscriptions (100,000 expiring
+    within an hour or two are 14 or more a second). The earliest bucket is
+    sorted (latest first, so the earliest entry is popped from the end)
+    when it comes up, so deadlines fire exactly in order, never early.
+
+    Keys with equal deadlines are compared to order them, so the keys
+    must be mutually orderable (all strings, say).
+
+    @ivar clock: the time source.
+    @ivar callback: called as C{callback(key)} once the clock reaches the
+        deadline of C{key} (never earlier), if it is still live then.
+    @ivar deadlineOf: the live deadline object of a key, or C{None}.
+    """
+
+    __slots__ = (
+        "clock",
+        "callback",
+        "deadlineOf",
+        "_buckets",
+        "_seconds",
+        "_sorted",
+        "_entries",
+        "_compactAt",
+        "_call",
+        "_callAt",
+        "_busy",
+    )
+
+    log = Logger()
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        callback: Callback,
+        deadlineOf: Callable[[Hashable], object],
+    ) -> None:
+        self.clock = clock
+        self.callback = callback
+        self.deadlineOf = deadlineOf
+        #: bucket second to its flat list of entries.
+        self._buckets: dict[int, list[Any]] = {}
+        #: heap of the bucket seconds.
+        self._seconds: list[int] = []
+        #: the bucket second whose list is sorted, latest first, if any.
+        self._sorted: int | None = None
+        self._entries = 0
+        self._compactAt = _SLACK
+        self._call: IDelayedCall | None = None
+        self._callAt = 0.0
+        self._busy = False
+
+    def _live(self) -> dict[Hashable, float]:
+        """
+        The live entries, one per key.
+        """
+        deadlineOf = self.deadlineOf
+        live: dict[Hashable, float] = {}
+        for bucket in self._buckets.values():
+            for i in range(0, len(bucket), 2):
+                key: Hashable = bucket[i + 1]
+                if deadlineOf(key) is bucket[i]:
+                    live[key] = bucket[i]
+        return live
+
+    def __len__(self) -> int:
+        return len(self._live())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._live()
+
+    def when(self, key: Hashable) -> float | None:
+        """
+        The deadline of C{key}, in clock seconds, or C{None} when it has
+        none.
+        """
+        return self._live().get(key)
+
+    def schedule(self, when: float, key: Hashable) -> None:
+        """
+        Call C{callback(key)} once the clock reaches C{when} (clock seconds),
+        provided C{deadlineOf(key)} is then still this very C{when} object.
+        """
+        second = math.floor(when)
+        bucket = self._buckets.get(second)
+        if bucket is None:
+            self._buckets[second] = [when, key]
+            heapq.heappush(self._seconds, second)
+        else:
+            bucket.append(when)
+            bucket.append(key)
+            if second == self._sorted:
+                self._sorted = None
+        self._entries += 1
+        if self._entries > self._compactAt:
+            self._compact()
+        if not self._busy and (self._call is None or when < self._callAt):
+            self._arm(when)
+
+    def clear(self) -> None:
+        """
+        Forget every deadline and stop the C{IDelayedCall}.
+        """
+        self._buckets = {}
+        self._seconds = []
+        self._sorted = None
+        self._entries = 0
+        self._compactAt = _SLACK
+        self._disarm()
+
+    stop = clear
+
+    def _compact(self) -> None:
+        """
+        Rebuild the buckets from the live entries, and rebuild again once
+        the entries have doubled: amortized, a constant cost per
+        L{schedule}.
+        """
+        live = self._live()
+        buckets: dict[int, list[Any]] = {}
+        for key, when in live.items():
+            buckets.setdefault(math.floor(when), []).extend((when, key))
+        seconds = list(buckets)
+        heapq.heapify(seconds)
+        self._buckets = buckets
+        self._seconds = seconds
+        self._sorted = None
+        self._entries = len(live)
+        self._compactAt = 2 * len(live) + _SLACK
+
+    def _earliest(self) -> list[Any] | None:
+        """
+        The bucket holding the earliest live entry, sorted so that the
+        entry is its last two items; stale entries met on the way are
+        dropped. C{None} when there is none.
+        """
+        seconds = self._seconds
+        buckets = self._buckets
+        deadlineOf = self.deadlineOf
+        while seconds:
+            second = seconds[0]
+            bucket = buckets[second]
+            if self._sorted != second:
+                pairs = sorted(
+                    zip(bucket[0::2], bucket[1::2], strict=True), reverse=True
+                )
+                bucket[:] = [item for pair in pairs for item in pair]
+                self._sorted = second
+            while bucket:
+                if deadlineOf(bucket[-1]) is bucket[-2]:
+                    return bucket
+                del bucket[-2:]
+                self._entries -= 1
+            del buckets[second]
+            heapq.heappop(seconds)
+            self._sorted = None
+        return None
+
+    def _disarm(self) -> None:
+        call = self._call
+        self._call = None
+        if call is not None and call.active():
+            call.cancel()
+
+    def _arm(self, when: float) -> None:
+        delay = max(0.0, when - self.clock.seconds())
+        call = self._call
+        if call is not None and call.active():
+            call.reset(delay)
+        else:
+            self._call = self.clock.callLater(delay, self._fire)
+        self._callAt = when
+
+    def _rearm(self) -> None:
+        bucket = self._earliest()
+        if bucket is None:
+            self._disarm()
+        else:
+            self._arm(bucket[-2])
+
+    def _fire(self) -> None:
+        self._call = None
+        now = self.clock.seconds()
+        due: list[tuple[float, Hashable]] = []
+        while True:
+            bucket = self._earliest()
+            if bucket is None or bucket[-2] > now:
+                break
+            due.append((bucket[-2], bucket[-1]))
+            del bucket[-2:]
+            self._entries -= 1
+        deadlineOf = self.deadlineOf
+        self._busy = True
+        try:
+            for when, key in due:
+                # An earlier callback of this batch may have changed or
+                # dropped this key's deadline; or a duplicate entry (the
+                # same object scheduled twice) fired it already.
+                if deadlineOf(key) is not when:
+                    continue
+                try:
+                    self.callback(key)
+                except Exception:
+                    self.log.failure("Timer callback for {key!r} failed", key=key)
+        finally:
+            self._busy = False
+            self._rearm()

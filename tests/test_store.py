@@ -173,6 +173,82 @@ class StoreTestsMixin:
         self.store.removeSubscription(third.key)
         self.assertEqual(self.store.subscriptionsByDialog(*dialog), [])
 
+    def test_rfc6665_4_5_2_dialogSharingKeyedByTag(self) -> None:
+        """
+        As the notifier keys them, the first subscription of a dialog keyed
+        by the local tag alone and the others by tag, event type and C{id}:
+        all are found by the dialog, in the order they were created,
+        whichever goes first, and each goes away alone.
+        """
+        first = makeSubscription(1)
+        first = first.evolve(key=first.localTag)
+        second = makeSubscription(1, eventType="message-summary")
+        third = makeSubscription(1, eventId="7")
+        dialog = (first.callId, first.localTag, first.remoteTag)
+        for order in ((first, second, third), (second, first, third)):
+            for record in order:
+                self.store.putSubscription(record)
+            self.assertEqual(self.store.subscriptionsByDialog(*dialog), list(order))
+            self.store.putSubscription(first.evolve(remoteCSeq=2))
+            self.assertEqual(
+                [r.key for r in self.store.subscriptionsByDialog(*dialog)],
+                [r.key for r in order],
+            )
+            self.store.removeSubscription(second.key)
+            self.store.removeSubscription(third.key)
+            self.assertEqual(
+                self.store.subscriptionsByDialog(*dialog),
+                [first.evolve(remoteCSeq=2)],
+            )
+            self.store.putSubscription(third)
+            self.store.removeSubscription(first.key)
+            self.assertEqual(self.store.subscriptionsByDialog(*dialog), [third])
+            self.store.removeSubscription(third.key)
+            self.assertEqual(self.store.subscriptionsByDialog(*dialog), [])
+
+    def test_rfc3261_12_keyedByTagDialogMatch(self) -> None:
+        """
+        A subscription keyed by its local tag is found only by its own
+        dialog: the Call-ID and remote tag must match too, and a record
+        whose key looks like another dialog's local tag is not in that
+        dialog.
+        """
+        record = makeSubscription(1)
+        record = record.evolve(key=record.localTag)
+        other = makeSubscription(2, key=record.localTag + "x")
+        self.store.putSubscription(record)
+        self.store.putSubscription(other)
+        self.assertEqual(
+            self.store.subscriptionsByDialog(
+                record.callId, record.localTag, record.remoteTag
+            ),
+            [record],
+        )
+        self.assertEqual(
+            self.store.subscriptionsByDialog(
+                "other", record.localTag, record.remoteTag
+            ),
+            [],
+        )
+        self.assertEqual(
+            self.store.subscriptionsByDialog(record.callId, record.localTag, "other"),
+            [],
+        )
+        moved = record.evolve(localTag="lt-moved")
+        self.store.putSubscription(moved)
+        self.assertEqual(
+            self.store.subscriptionsByDialog(
+                record.callId, record.localTag, record.remoteTag
+            ),
+            [],
+        )
+        self.assertEqual(
+            self.store.subscriptionsByDialog(
+                record.callId, "lt-moved", record.remoteTag
+            ),
+            [moved],
+        )
+
     def test_rfc3261_12_dialogTagsMatch(self) -> None:
         """
         A dialog is the Call-ID and both tags (RFC 3261 section 12): a
@@ -443,6 +519,25 @@ class MemoryStoreTests(StoreTestsMixin, SynchronousTestCase):
         self.assertIs(self.store._byResource[first.resource], second)
         self.store.removeSubscription(second.key)
         self.assertNotIn(first.resource, self.store._byResource)
+        self.assertEqual(self.store._byDialog, {})
+
+    def test_dialogIndexImplied(self) -> None:
+        """
+        A subscription keyed by its local tag and alone in its dialog has
+        no dialog index entry (the record index finds it); it gets one
+        while another subscription shares its dialog, and loses it again.
+        """
+        first = makeSubscription(1)
+        first = first.evolve(key=first.localTag)
+        second = makeSubscription(1, eventType="message-summary")
+        self.store.putSubscription(first)
+        self.assertEqual(self.store._byDialog, {})
+        self.store.putSubscription(second)
+        self.assertEqual(
+            self.store._byDialog,
+            {first.localTag: {first.key: first, second.key: second}},
+        )
+        self.store.removeSubscription(second.key)
         self.assertEqual(self.store._byDialog, {})
 
 

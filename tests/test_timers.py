@@ -12,7 +12,7 @@ from twisted.internet.task import Clock
 from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
-from sipevents.timers import TimerQueue
+from sipevents.timers import LookupTimerQueue, TimerQueue
 
 
 class TimerQueueTests(SynchronousTestCase):
@@ -232,3 +232,188 @@ class TimerQueueTests(SynchronousTestCase):
         self.assertEqual(sorted(str(k) for k in self.queue), ["a", "b"])
         self.assertIn("a", self.queue)
         self.assertIsNone(self.queue.when("c"))
+
+
+class LookupTimerQueueTests(SynchronousTestCase):
+    """
+    L{LookupTimerQueue} fires its callback with a key once the clock
+    reaches the key's deadline, while the owner (here C{self.deadlines})
+    still holds that very deadline object; it keeps no index of its own.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.deadlines: dict[Hashable, float] = {}
+        self.queue = LookupTimerQueue(self.clock, self.record, self.deadlines.get)
+        self.fired: list[tuple[float, Hashable]] = []
+
+    def record(self, key: Hashable) -> None:
+        self.fired.append((self.clock.seconds(), key))
+        del self.deadlines[key]
+
+    def schedule(self, when: float, key: str) -> None:
+        # As the notifier does: the owner holds the deadline, then the
+        # queue is told of it.
+        when = float(when)
+        self.deadlines[key] = when
+        self.queue.schedule(when, key)
+
+    def test_firesInOrderWithKey(self) -> None:
+        """
+        The callback runs with each key when the clock reaches its
+        deadline, earliest first, through a single delayed call.
+        """
+        self.schedule(30, "c")
+        self.schedule(10, "a")
+        self.schedule(20, "b")
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.assertEqual(len(self.queue), 3)
+        self.assertIn("a", self.queue)
+        self.assertEqual(self.queue.when("b"), 20)
+        self.clock.advance(9.9)
+        self.assertEqual(self.fired, [])
+        self.clock.advance(0.1)
+        self.assertEqual(self.fired, [(10, "a")])
+        self.clock.advance(10)
+        self.clock.advance(10)
+        self.assertEqual(self.fired, [(10, "a"), (20, "b"), (30, "c")])
+        self.assertEqual(len(self.queue), 0)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_ownerChangesDeadline(self) -> None:
+        """
+        A key re-scheduled with a new deadline object fires at the new
+        deadline only, earlier or later; one the owner dropped never fires.
+        """
+        self.schedule(10, "later")
+        self.schedule(10, "earlier")
+        self.schedule(10, "dropped")
+        self.schedule(20, "later")
+        self.schedule(5, "earlier")
+        del self.deadlines["dropped"]
+        self.clock.advance(30)
+        self.assertEqual(self.fired, [(30, "earlier"), (30, "later")])
+        self.clock.pump([1, 1, 30])
+        self.assertEqual(len(self.fired), 2)
+
+    def test_equalValueIsNotTheDeadline(self) -> None:
+        """
+        Liveness is by identity: an entry whose deadline the owner replaced
+        by an equal but new object is stale, and only the entry scheduled
+        with the new object fires.
+        """
+        self.schedule(10, "a")
+        self.schedule(10, "a")
+        self.clock.advance(10)
+        self.assertEqual(self.fired, [(10, "a")])
+
+    def test_sameObjectScheduledTwice(self) -> None:
+        """
+        The same deadline object scheduled twice fires once when the
+        callback drops the key.
+        """
+        self.schedule(10, "a")
+        self.queue.schedule(self.deadlines["a"], "a")
+        self.clock.advance(10)
+        self.assertEqual(self.fired, [(10, "a")])
+
+    def test_callbackMayReschedule(self) -> None:
+        """
+        The callback may give its key a new deadline; a past one fires on
+        the next turn of the clock, not in the same batch.
+        """
+        times = []
+
+        def again(key: Hashable) -> None:
+            times.append(self.clock.seconds())
+            if len(times) < 3:
+                when = self.clock.seconds() + (0 if len(times) == 1 else 5)
+                self.deadlines[key] = float(when)
+                self.queue.schedule(self.deadlines[key], key)
+
+        self.queue.callback = again
+        self.schedule(10, "a")
+        self.clock.advance(10)
+        # The past deadline ran on the clock's next turn, within advance().
+        self.assertEqual(times, [10, 10])
+        self.clock.advance(5)
+        self.assertEqual(times, [10, 10, 15])
+
+    def test_failingCallbackLogged(self) -> None:
+        """
+        An exception from the callback is logged and the other due keys
+        still fire.
+        """
+
+        def boom(key: Hashable) -> None:
+            if key == "a":
+                raise RuntimeError("boom")
+            self.record(key)
+
+        self.queue.callback = boom
+        self.schedule(1, "a")
+        self.schedule(1, "b")
+        with capturedLogs() as events:
+            self.clock.advance(1)
+        self.assertEqual(self.fired, [(1, "b")])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertTrue(any(e["log_level"] == LogLevel.critical for e in events))
+
+    def test_compaction(self) -> None:
+        """
+        Re-scheduling the same keys over and over does not grow the heap
+        without bound: stale entries are dropped by a rebuild.
+        """
+        for round in range(100):
+            for key in range(100):
+                self.schedule(1000 + round, f"k{key}")
+        self.assertEqual(len(self.queue), 100)
+        self.assertLessEqual(self.queue._entries, 2 * 2 * 100 + 64 + 1)
+        self.assertLessEqual(
+            sum(len(b) for b in self.queue._buckets.values()), 2 * (2 * 2 * 100 + 65)
+        )
+        self.clock.advance(2000)
+        self.assertEqual(len(self.fired), 100)
+        self.assertEqual({t for t, _ in self.fired}, {2000})
+
+    def test_clear(self) -> None:
+        """
+        L{LookupTimerQueue.clear} forgets every deadline and cancels the
+        delayed call.
+        """
+        self.schedule(10, "a")
+        self.queue.clear()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.clock.advance(20)
+        self.assertEqual(self.fired, [])
+
+    def test_fractionalDeadlinesInOneSecond(self) -> None:
+        """
+        Deadlines within one clock second fire each at its own time, in
+        order, never early, also when more come into that second while it
+        is the earliest.
+        """
+        for when, key in ((10.75, "c"), (10.25, "a"), (10.5, "b")):
+            self.schedule(when, key)
+        self.clock.advance(10.25)
+        self.assertEqual(self.fired, [(10.25, "a")])
+        # Binary fractions, so that the clock's sums are exact.
+        self.schedule(10.375, "d")
+        self.clock.advance(0.0625)
+        self.assertEqual(self.fired, [(10.25, "a")])
+        self.clock.advance(0.0625)
+        self.assertEqual(self.fired, [(10.25, "a"), (10.375, "d")])
+        self.clock.advance(0.125)
+        self.assertEqual(self.fired[-1], (10.5, "b"))
+        self.clock.advance(0.25)
+        self.assertEqual([k for _, k in self.fired], ["a", "d", "b", "c"])
+        self.assertEqual(self.queue._buckets, {})
+
+    def test_tiesInKeyOrder(self) -> None:
+        """
+        Equal deadlines fire in key order, as with L{TimerQueue}.
+        """
+        for key in ("b", "c", "a"):
+            self.schedule(5, key)
+        self.clock.advance(5)
+        self.assertEqual([k for _, k in self.fired], ["a", "b", "c"])

@@ -47,7 +47,41 @@ Callback = Callable[[Hashable], object]
 _SLACK = 64
 
 
-class TimerQueue:
+class _OneDelayedCall:
+    """
+    The single C{IDelayedCall} a timer queue fires through, armed for its
+    earliest deadline: one reactor call however many deadlines are queued.
+    """
+
+    __slots__ = ("clock", "_call", "_callAt")
+
+    clock: IReactorTime
+    _call: IDelayedCall | None
+    _callAt: float
+
+    def _fire(self) -> None:
+        raise NotImplementedError()
+
+    def _disarm(self) -> None:
+        call = self._call
+        self._call = None
+        if call is not None and call.active():
+            call.cancel()
+
+    def _arm(self, when: float) -> None:
+        """
+        Make the single C{IDelayedCall} fire at C{when}.
+        """
+        delay = max(0.0, when - self.clock.seconds())
+        call = self._call
+        if call is not None and call.active():
+            call.reset(delay)
+        else:
+            self._call = self.clock.callLater(delay, self._fire)
+        self._callAt = when
+
+
+class TimerQueue(_OneDelayedCall):
     """
     Deadlines keyed by any hashable, fired in time order through a single
     C{IDelayedCall} on C{clock}.
@@ -69,13 +103,10 @@ class TimerQueue:
     """
 
     __slots__ = (
-        "clock",
         "callback",
         "_heap",
         "_deadlines",
         "_callbacks",
-        "_call",
-        "_callAt",
         "_busy",
         "_peak",
     )
@@ -178,24 +209,6 @@ class TimerQueue:
         heapq.heapify(heap)
         self._heap = heap
 
-    def _disarm(self) -> None:
-        call = self._call
-        self._call = None
-        if call is not None and call.active():
-            call.cancel()
-
-    def _arm(self, when: float) -> None:
-        """
-        Make the single C{IDelayedCall} fire at C{when}.
-        """
-        delay = max(0.0, when - self.clock.seconds())
-        call = self._call
-        if call is not None and call.active():
-            call.reset(delay)
-        else:
-            self._call = self.clock.callLater(delay, self._fire)
-        self._callAt = when
-
     def _rearm(self) -> None:
         """
         Arm the C{IDelayedCall} for the earliest live entry, dropping stale
@@ -255,7 +268,7 @@ class TimerQueue:
             self._peak = len(deadlines)
 
 
-class LookupTimerQueue:
+class LookupTimerQueue(_OneDelayedCall):
     """
     Deadlines kept by their owner, fired in time order through a single
     C{IDelayedCall} on C{clock}: a L{TimerQueue} without an index of its
@@ -292,7 +305,6 @@ class LookupTimerQueue:
     """
 
     __slots__ = (
-        "clock",
         "callback",
         "deadlineOf",
         "_buckets",
@@ -300,8 +312,6 @@ class LookupTimerQueue:
         "_sorted",
         "_entries",
         "_compactAt",
-        "_call",
-        "_callAt",
         "_busy",
     )
 
@@ -433,21 +443,6 @@ class LookupTimerQueue:
             heapq.heappop(seconds)
             self._sorted = None
         return None
-
-    def _disarm(self) -> None:
-        call = self._call
-        self._call = None
-        if call is not None and call.active():
-            call.cancel()
-
-    def _arm(self, when: float) -> None:
-        delay = max(0.0, when - self.clock.seconds())
-        call = self._call
-        if call is not None and call.active():
-            call.reset(delay)
-        else:
-            self._call = self.clock.callLater(delay, self._fire)
-        self._callAt = when
 
     def _rearm(self) -> None:
         bucket = self._earliest()

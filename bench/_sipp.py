@@ -1,12 +1,13 @@
 """
-Shared by the notifier benchmarks (C{bench/subscribe.py}, C{bench/fanout.py},
-C{bench/memory.py}): running a SIPp scenario at one rate, climbing rates to
-the highest one with no failed call, starting C{twistd sipevents}, and
-reading a process's CPU time.
+Shared by the notifier benchmarks (C{bench/subscribe.py}, C{bench/fanout.py}):
+running a SIPp scenario at one rate, waiting for a server to answer, and
+reading the CPU time of a process and its children.
 
-The small helpers of C{bench/options_load.py} (free ports, SIPp statistics,
-stopping a process by PID, the step table) are imported from it rather than
-copied, so both benchmarks judge a step the same way.
+The helpers of C{bench/options_load.py} (free ports, starting C{twistd
+sipevents}, running and judging a SIPp step, climbing rates to the highest
+one with no failed call, stopping a process by PID, the step table) are
+imported from it rather than copied, so both benchmarks judge and climb the
+same way.
 
 Everything here talks to 127.0.0.1 only and stops only processes it was
 handed, by PID.
@@ -18,8 +19,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 if BENCH not in sys.path:
@@ -28,12 +28,15 @@ if BENCH not in sys.path:
 from options_load import (  # noqa: E402
     LOOPBACK,
     ROOT,
-    TWISTD,
+    Climb,
     Step,
+    climb,
     countProblems,
     freePort,
     printTable,
+    processCpu,
     runSipp,
+    startServer,
     stopProcess,
     waitUntilAnswering,
 )
@@ -50,7 +53,8 @@ __all__ = [
     "freePort",
     "printTable",
     "runScenario",
-    "startTwistd",
+    "serverAnswers",
+    "startServer",
     "stopProcess",
     "tailOf",
     "waitUntilAnswering",
@@ -58,9 +62,6 @@ __all__ = [
 
 #: The SIPp scenarios of the end-to-end tests, which the benchmarks reuse.
 SIPP_SCENARIOS = os.path.join(ROOT, "tests", "sipp")
-
-#: Clock ticks per second, for /proc/PID/stat CPU times.
-_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 def cpuSeconds(pids: Sequence[int]) -> float:
@@ -78,17 +79,10 @@ def cpuSeconds(pids: Sequence[int]) -> float:
     for entry in entries:
         if not entry.isdigit():
             continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        # The command name (field 2) may hold spaces; fields after it are
-        # fixed: state, ppid, ... utime (14), stime (15).
-        fields = stat[stat.rfind(")") + 2 :].split()
-        pid, ppid = int(entry), int(fields[1])
-        if pid in wanted or ppid in wanted:
-            total += (int(fields[11]) + int(fields[12])) / _TICKS
+        pid = int(entry)
+        stat = processCpu(pid)
+        if stat is not None and (pid in wanted or stat[0] in wanted):
+            total += stat[1]
     return total
 
 
@@ -103,55 +97,6 @@ def tailOf(path: str, lines: int = 30) -> str:
         return f"({path} does not exist)\n"
 
 
-def startTwistd(
-    port: int,
-    work: str,
-    extra: Sequence[str] = (),
-    transports: Sequence[str] = ("udp", "tcp"),
-    store: str | None = "memory",
-    cwd: str | None = None,
-) -> subprocess.Popen[bytes]:
-    """
-    Start C{twistd -n sipevents} listening on C{port} of 127.0.0.1, its pid
-    file and log in C{work}.
-
-    @param extra: further arguments for the sipevents plugin.
-    @param transports: which of C{udp} and C{tcp} to listen on.
-    @param store: the C{--store} option, or C{None} for the server's
-        default (C{sqlite:sipevents.sqlite} in its working directory).
-    @param cwd: the server's working directory; C{work} by default. The
-        checkout is put on C{PYTHONPATH}, so its C{twisted/plugins} dropins
-        are found from anywhere.
-    """
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH")) if p)
-    argv = [
-        sys.executable,
-        "-c",
-        TWISTD,
-        "-n",
-        "--pidfile",
-        os.path.join(work, "twistd.pid"),
-        "--logfile",
-        os.path.join(work, "twistd.log"),
-        "sipevents",
-    ]
-    for transport in transports:
-        argv += ["--listen", f"{transport}:{port}:interface={LOOPBACK}"]
-    if store is not None:
-        argv += ["--store", store]
-    argv += list(extra)
-    with open(os.path.join(work, "twistd.out"), "wb") as out:
-        return subprocess.Popen(
-            argv,
-            cwd=work if cwd is None else cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-
 def runScenario(
     sipp: str,
     scenario: str,
@@ -164,7 +109,7 @@ def runScenario(
     service: str = "bench",
     timeout: float | None = None,
     cpuPids: Sequence[int] = (),
-) -> tuple[Step, float]:
+) -> Step:
     """
     Run SIPp with C{scenario} against 127.0.0.1:C{port}: C{calls} calls at
     C{rate} calls/s, judged as C{bench/options_load.py} judges a step (no
@@ -175,88 +120,35 @@ def runScenario(
     @param service: SIPp's C{-s}, the user part of the resources.
     @param timeout: SIPp's global C{-timeout} in seconds; by default three
         times the step's expected length plus 15 s.
-    @param cpuPids: processes whose CPU time to measure over the step.
-    @return: the step, and the CPU seconds C{cpuPids} used during it.
+    @param cpuPids: processes whose CPU time to measure over the step, in
+        C{step.serverCpu}.
     """
     step = Step(rate=rate, calls=calls)
     if timeout is None:
         timeout = calls / rate * 3 + 15
     cpuBefore = cpuSeconds(cpuPids)
     runSipp(sipp, scenario, port, step, transport, work, tag, timeout, ("-s", service))
-    cpu = cpuSeconds(cpuPids) - cpuBefore
     if cpuPids:
         # Shown by printTable as server microseconds per call.
-        step.serverCpu = cpu
-    return step, cpu
+        step.serverCpu = cpuSeconds(cpuPids) - cpuBefore
+    return step
 
 
-@dataclass
-class Climb:
-    """
-    The outcome of L{climb}: every step in the order run, why the climb
-    stopped, and the best step that passed (or C{None}).
-    """
-
-    steps: list[Step]
-    stopped: str
-    best: Step | None
-
-
-def climb(
-    runStep: Callable[[int], Step | None],
-    rates: Sequence[int],
-    refine: int,
-    budgetLeft: Callable[[], bool],
-) -> Climb:
-    """
-    Try C{rates} in order until one does not pass, then bisect between the
-    last rate that passed and the first that did not, to the nearest
-    100/s, C{refine} more times; as C{bench/options_load.py} does.
-
-    @param runStep: runs one step at a rate; C{None} when the server died.
-    @param budgetLeft: whether another step fits in the time budget.
-    """
-    steps: list[Step] = []
-    stopped = "all rates passed"
-    lastPass: int | None = None
-    failedAt: int | None = None
-    for rate in rates:
-        if not budgetLeft():
-            stopped = "time budget spent"
-            break
-        step = runStep(rate)
-        if step is None:
-            stopped = "server exited"
-            break
-        steps.append(step)
-        if not step.passed:
-            stopped = f"{rate}/s did not pass: {step.note}"
-            failedAt = rate
-            break
-        lastPass = rate
-    if lastPass is not None and failedAt is not None:
-        low, high = lastPass, failedAt
-        for _ in range(refine):
-            mid = int(round((low + high) / 2, -2))
-            if not low < mid < high or not budgetLeft():
-                break
-            step = runStep(mid)
-            if step is None:
-                stopped = "server exited"
-                break
-            steps.append(step)
-            if step.passed:
-                low = mid
-            else:
-                high = mid
-    best = max((s for s in steps if s.passed), key=lambda s: s.rate, default=None)
-    return Climb(steps, stopped, best)
-
-
-def waitForServer(
-    port: int, seconds: float, process: subprocess.Popen[bytes] | None
+def serverAnswers(
+    port: int,
+    process: subprocess.Popen[bytes],
+    name: str,
+    work: str,
+    logs: Sequence[str],
 ) -> bool:
     """
-    Whether the server on C{port} answers an OPTIONS within C{seconds}.
+    Whether the server C{process} on C{port} answers an OPTIONS within 30
+    seconds; if not, say so on stderr with the tails of its C{logs} (file
+    names in C{work}).
     """
-    return waitUntilAnswering(port, time.monotonic() + seconds, process)
+    if waitUntilAnswering(port, time.monotonic() + 30, process):
+        return True
+    print(f"{name} never answered OPTIONS:", file=sys.stderr)
+    for log in logs:
+        print(tailOf(os.path.join(work, log)), file=sys.stderr)
+    return False

@@ -59,10 +59,9 @@ from _sipp import (
     countProblems,
     cpuSeconds,
     freePort,
-    startTwistd,
+    serverAnswers,
+    startServer,
     stopProcess,
-    tailOf,
-    waitForServer,
 )
 
 RESOURCE = "fanout"
@@ -415,13 +414,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not args.kamailio_only:
             port = freePort()
-            server = startTwistd(
-                port, work, args.twistd_arg, transports=("udp",), store=args.store
+            server = startServer(
+                port,
+                work,
+                args.twistd_arg,
+                transports=("udp",),
+                store=args.store,
+                cwd=work,
             )
             try:
-                if not waitForServer(port, 30, server):
-                    print("twistd sipevents never answered OPTIONS:", file=sys.stderr)
-                    print(tailOf(os.path.join(work, "twistd.log")), file=sys.stderr)
+                if not serverAnswers(
+                    port, server, "twistd sipevents", work, ("twistd.log",)
+                ):
                     return 2
                 print(f"sipevents: twistd pid {server.pid}, --store {args.store}")
                 results.append(measure("sipevents", port, server, args))
@@ -432,10 +436,7 @@ def main(argv: list[str] | None = None) -> int:
             port = freePort()
             server = startKamailio(port, work, found=kamailio)
             try:
-                if not waitForServer(port, 30, server):
-                    print("Kamailio never answered OPTIONS:", file=sys.stderr)
-                    print(tailOf(os.path.join(work, "kamailio.log")), file=sys.stderr)
-                else:
+                if serverAnswers(port, server, "Kamailio", work, ("kamailio.log",)):
                     print(f"kamailio: {kamailioVersion(kamailio[0])}, pid {server.pid}")
                     results.append(measure("kamailio", port, server, args))
             finally:

@@ -41,12 +41,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCENARIO = os.path.join(ROOT, "bench", "options.xml")
 LOOPBACK = "127.0.0.1"
+
+#: Clock ticks per second, for /proc/PID/stat CPU times.
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 # twisted/scripts/twistd.py has no "if __name__ == '__main__'" block, so
 # "python -m twisted.scripts.twistd" would import it and exit 0 silently.
@@ -155,9 +158,25 @@ def waitUntilAnswering(
     return False
 
 
-def startServer(port: int, work: str, extra: list[str]) -> subprocess.Popen[bytes]:
+def startServer(
+    port: int,
+    work: str,
+    extra: Sequence[str],
+    transports: Sequence[str] = ("udp", "tcp"),
+    store: str | None = None,
+    cwd: str = ROOT,
+) -> subprocess.Popen[bytes]:
     """
-    Start C{twistd -n sipevents} on C{port} (UDP and TCP, loopback only).
+    Start C{twistd -n sipevents} on C{port} (loopback only), its pid file
+    and log in C{work}.
+
+    @param extra: further arguments for the sipevents plugin.
+    @param transports: which of C{udp} and C{tcp} to listen on.
+    @param store: the C{--store} option, or C{None} for the server's
+        default (C{sqlite:sipevents.sqlite} in its working directory).
+    @param cwd: the server's working directory. The checkout is put on
+        C{PYTHONPATH}, so its C{twisted/plugins} dropins are found from
+        anywhere.
     """
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH")) if p)
@@ -171,15 +190,20 @@ def startServer(port: int, work: str, extra: list[str]) -> subprocess.Popen[byte
         "--logfile",
         os.path.join(work, "twistd.log"),
         "sipevents",
-        "--listen",
-        f"udp:{port}:interface={LOOPBACK}",
-        "--listen",
-        f"tcp:{port}:interface={LOOPBACK}",
-        *extra,
     ]
+    for transport in transports:
+        argv += ["--listen", f"{transport}:{port}:interface={LOOPBACK}"]
+    if store is not None:
+        argv += ["--store", store]
+    argv += extra
     with open(os.path.join(work, "twistd.out"), "wb") as out:
         return subprocess.Popen(
-            argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
 
 
@@ -197,20 +221,27 @@ def stopProcess(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
         process.wait()
 
 
-def cpuSeconds(pid: int | None) -> float | None:
+def processCpu(pid: int) -> tuple[int, float] | None:
     """
-    The user and system CPU seconds process C{pid} has used so far, from
-    C{/proc/PID/stat} (Linux); C{None} when unknown.
+    The parent PID of process C{pid} and the user and system CPU seconds it
+    has used so far, from C{/proc/PID/stat} (Linux); C{None} when unknown.
     """
-    if pid is None:
-        return None
     try:
         with open(f"/proc/{pid}/stat") as f:
             # The command name (field 2) may hold spaces; it ends with ")".
             fields = f.read().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def cpuSeconds(pid: int | None) -> float | None:
+    """
+    The user and system CPU seconds process C{pid} has used so far
+    (L{processCpu}); C{None} when unknown.
+    """
+    stat = None if pid is None else processCpu(pid)
+    return None if stat is None else stat[1]
 
 
 def epoch(stamp: str) -> float:
@@ -391,6 +422,71 @@ def printTable(steps: list[Step]) -> None:
         )
 
 
+@dataclass
+class Climb:
+    """
+    The outcome of L{climb}: every step in the order run, why the climb
+    stopped, and the best step that passed (or C{None}).
+    """
+
+    steps: list[Step]
+    stopped: str
+    best: Step | None
+
+
+def climb(
+    runStep: Callable[[int], Step | None],
+    rates: Sequence[int],
+    refine: int,
+    budgetLeft: Callable[[], bool],
+    budgetSpent: str = "time budget spent",
+) -> Climb:
+    """
+    Try C{rates} in order until one does not pass, then bisect between the
+    last rate that passed and the first that did not, to the nearest
+    100/s, C{refine} more times: the doubling ladder alone is coarse.
+
+    @param runStep: runs one step at a rate; C{None} when the server died.
+    @param budgetLeft: whether another step fits in the time budget.
+    @param budgetSpent: why the climb stopped when it did not.
+    """
+    steps: list[Step] = []
+    stopped = "all rates passed"
+    lastPass: int | None = None
+    failedAt: int | None = None
+    for rate in rates:
+        if not budgetLeft():
+            stopped = budgetSpent
+            break
+        step = runStep(rate)
+        if step is None:
+            stopped = "server exited"
+            break
+        steps.append(step)
+        if not step.passed:
+            stopped = f"{rate}/s did not pass: {step.note}"
+            failedAt = rate
+            break
+        lastPass = rate
+    if lastPass is not None and failedAt is not None:
+        low, high = lastPass, failedAt
+        for _ in range(refine):
+            mid = int(round((low + high) / 2, -2))
+            if not low < mid < high or not budgetLeft():
+                break
+            step = runStep(mid)
+            if step is None:
+                stopped = "server exited"
+                break
+            steps.append(step)
+            if step.passed:
+                low = mid
+            else:
+                high = mid
+    best = max((s for s in steps if s.passed), key=lambda s: s.rate, default=None)
+    return Climb(steps, stopped, best)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Highest OPTIONS/s the sipevents server answers with no "
@@ -491,7 +587,9 @@ def main(argv: list[str] | None = None) -> int:
             elapsed = time.monotonic() - began
             return elapsed + args.step_seconds + 10 <= args.budget
 
-        def climb(rate: int) -> Step | None:
+        died: list[Step] = []
+
+        def runOne(rate: int) -> Step | None:
             cpuBefore = cpuSeconds(serverPid)
             step = runStep(
                 args.sipp, port, rate, args.step_seconds, args.transport, work
@@ -499,7 +597,6 @@ def main(argv: list[str] | None = None) -> int:
             cpuAfter = cpuSeconds(serverPid)
             if cpuBefore is not None and cpuAfter is not None:
                 step.serverCpu = cpuAfter - cpuBefore
-            steps.append(step)
             print(
                 f"  {rate:>6}/s: {step.successful}/{step.calls} ok, "
                 f"{step.failed} failed, {step.retransmissions} retransmitted, "
@@ -513,39 +610,21 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
             if server is not None and server.poll() is not None:
+                died.append(step)
                 return None
             # Let the server work off its backlog between steps.
             time.sleep(1.0 if step.passed else 3.0)
             return step
 
-        lastPass = failedAt = None
-        for rate in rates:
-            if not budgetLeft():
-                stopReason = f"time budget ({args.budget:g} s) spent"
-                break
-            step = climb(rate)
-            if step is None:
-                break
-            if not step.passed:
-                stopReason = f"{rate}/s did not pass: {step.note}"
-                failedAt = rate
-                break
-            lastPass = rate
-        # Bisect between the last rate that passed and the first that did
-        # not, to nearest 100/s: the doubling ladder alone is coarse.
-        if lastPass is not None and failedAt is not None:
-            low, high = lastPass, failedAt
-            for _ in range(args.refine):
-                mid = int(round((low + high) / 2, -2))
-                if not low < mid < high or not budgetLeft():
-                    break
-                step = climb(mid)
-                if step is None:
-                    break
-                if step.passed:
-                    low = mid
-                else:
-                    high = mid
+        result = climb(
+            runOne,
+            rates,
+            args.refine,
+            budgetLeft,
+            f"time budget ({args.budget:g} s) spent",
+        )
+        steps = result.steps + died
+        stopReason = result.stopped
         if server is not None and server.poll() is not None:
             stopReason = f"server exited with {server.returncode}"
     finally:

@@ -62,10 +62,9 @@ from _sipp import (
     freePort,
     printTable,
     runScenario,
-    startTwistd,
+    serverAnswers,
+    startServer,
     stopProcess,
-    tailOf,
-    waitForServer,
 )
 
 SCENARIO = os.path.join(SIPP_SCENARIOS, "subscribe_uac.xml")
@@ -80,18 +79,17 @@ def measure(
     args: argparse.Namespace,
     work: str,
     deadline: float,
-) -> tuple[Climb, dict[int, float]]:
+) -> Climb:
     """
-    Climb the rates against one server; returns the climb and the server's
-    CPU seconds per step, by rate.
+    Climb the rates against one server, measuring its CPU seconds in each
+    step's C{serverCpu}.
     """
-    cpu: dict[int, float] = {}
 
     def budgetLeft() -> bool:
         return time.monotonic() + args.step_seconds + 10 <= deadline
 
     def runStep(rate: int) -> Step | None:
-        step, seconds = runScenario(
+        step = runScenario(
             sipp,
             SCENARIO,
             port,
@@ -102,7 +100,7 @@ def measure(
             transport="udp",
             cpuPids=[server.pid],
         )
-        cpu[rate] = seconds
+        seconds = step.serverCpu or 0.0
         perCall = seconds / step.successful * 1000 if step.successful else 0.0
         print(
             f"  {name:>9} {rate:>6}/s: {step.successful}/{step.calls} ok, "
@@ -120,12 +118,10 @@ def measure(
         time.sleep(2.0 if step.passed else args.recovery)
         return step
 
-    return climb(runStep, rates, args.refine, budgetLeft), cpu
+    return climb(runStep, rates, args.refine, budgetLeft)
 
 
-def summary(
-    name: str, result: Climb | None, cpu: dict[int, float]
-) -> dict[str, object]:
+def summary(name: str, result: Climb | None) -> dict[str, object]:
     """
     The machine-readable figures of one server.
     """
@@ -133,7 +129,7 @@ def summary(
         return {"name": name, "measured": False}
     best = result.best
     perCall = (
-        cpu.get(best.rate, 0.0) / best.successful * 1000
+        (best.serverCpu or 0.0) / best.successful * 1000
         if best is not None and best.successful
         else None
     )
@@ -145,7 +141,7 @@ def summary(
         "cpuMsPerCall": round(perCall, 4) if perCall is not None else None,
         "stopped": result.stopped,
         "steps": [
-            asdict(s) | {"cpuSeconds": round(cpu.get(s.rate, 0.0), 3)}
+            asdict(s) | {"cpuSeconds": round(s.serverCpu or 0.0, 3)}
             for s in result.steps
         ],
     }
@@ -232,35 +228,35 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     began = time.monotonic()
     work = tempfile.mkdtemp(prefix="sipevents-subscribe-")
-    results: dict[str, tuple[Climb | None, dict[int, float]]] = {}
+    results: dict[str, Climb | None] = {}
     problems: int | None = None
     print(
         f"SUBSCRIBE load over UDP on {LOOPBACK}, {args.step_seconds:g} s per "
         f"step, budget {args.budget:g} s per server; work dir {work}"
     )
+
+    def measureOn(name: str, port: int, server: subprocess.Popen[bytes]) -> Climb:
+        deadline = time.monotonic() + args.budget
+        return measure(name, args.sipp, port, server, rates, args, work, deadline)
+
     try:
         if not args.kamailio_only:
             port = freePort()
-            server = startTwistd(
-                port, work, args.twistd_arg, transports=("udp",), store=args.store
+            server = startServer(
+                port,
+                work,
+                args.twistd_arg,
+                transports=("udp",),
+                store=args.store,
+                cwd=work,
             )
             try:
-                if not waitForServer(port, 30, server):
-                    print("twistd sipevents never answered OPTIONS:", file=sys.stderr)
-                    print(tailOf(os.path.join(work, "twistd.log")), file=sys.stderr)
-                    print(tailOf(os.path.join(work, "twistd.out")), file=sys.stderr)
+                if not serverAnswers(
+                    port, server, "twistd sipevents", work, ("twistd.log", "twistd.out")
+                ):
                     return 2
                 print(f"sipevents: twistd pid {server.pid}, --store {args.store}")
-                results["sipevents"] = measure(
-                    "sipevents",
-                    args.sipp,
-                    port,
-                    server,
-                    rates,
-                    args,
-                    work,
-                    time.monotonic() + args.budget,
-                )
+                results["sipevents"] = measureOn("sipevents", port, server)
             finally:
                 stopProcess(server)
                 problems = countProblems(os.path.join(work, "twistd.log"))
@@ -268,22 +264,11 @@ def main(argv: list[str] | None = None) -> int:
             port = freePort()
             server = startKamailio(port, work, found=kamailio)
             try:
-                if not waitForServer(port, 30, server):
-                    print("Kamailio never answered OPTIONS:", file=sys.stderr)
-                    print(tailOf(os.path.join(work, "kamailio.log")), file=sys.stderr)
-                    results["kamailio"] = (None, {})
+                if not serverAnswers(port, server, "Kamailio", work, ("kamailio.log",)):
+                    results["kamailio"] = None
                 else:
                     print(f"kamailio: {kamailioVersion(kamailio[0])}, pid {server.pid}")
-                    results["kamailio"] = measure(
-                        "kamailio",
-                        args.sipp,
-                        port,
-                        server,
-                        rates,
-                        args,
-                        work,
-                        time.monotonic() + args.budget,
-                    )
+                    results["kamailio"] = measureOn("kamailio", port, server)
             finally:
                 stopProcess(server)
     finally:
@@ -291,8 +276,8 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
 
     figures = {}
-    for name, (result, cpu) in results.items():
-        figures[name] = summary(name, result, cpu)
+    for name, result in results.items():
+        figures[name] = summary(name, result)
         if result is None:
             continue
         print()

@@ -48,6 +48,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sipevents.headers import _QUOTED, _unquote
 from sipevents.message import Headers, Request, Response
 from sipevents.uri import formatURI
 
@@ -138,9 +139,9 @@ class Challenge:
         return _chooseQop(self.qop) is not None
 
 
-# RFC 7230 section 3.2.6 token (a superset of RFC 3261's) and quoted-string.
+# RFC 7230 section 3.2.6 token (a superset of RFC 3261's); the quoted-string
+# and its unquoting are those of sipevents.headers.
 _TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
-_QUOTED = r'"(?:[^"\\]|\\.)*"'
 _SCHEME_RE = re.compile(rf"[ \t\r\n,]*({_TOKEN})(?=[ \t\r\n]|\Z|,)")
 _PARAM_RE = re.compile(
     # Unquoted values are taken up to the next comma or white space: some
@@ -151,14 +152,14 @@ _PARAM_RE = re.compile(
 # token68 (RFC 7235 section 2.1), the lone credential of schemes such as
 # Negotiate: only skipped.
 _TOKEN68_RE = re.compile(r"[ \t\r\n]*[A-Za-z0-9\-._~+/]+=*[ \t\r\n]*(?:,|\Z)")
-_QUOTED_PAIR_RE = re.compile(r"\\(.)", re.S)
 _CRLF_RE = re.compile(r"[\r\n]+")
 
 
-def _unquote(value: str) -> str:
-    if value.startswith('"'):
-        return _QUOTED_PAIR_RE.sub(r"\1", value[1:-1])
-    return value
+def _paramValue(value: str) -> str:
+    """
+    An auth-param value as written, unquoted when it is a quoted-string.
+    """
+    return _unquote(value[1:-1]) if value.startswith('"') else value
 
 
 def _quote(value: str) -> str:
@@ -206,7 +207,7 @@ def _parseChallenges(value: str) -> list[tuple[str, dict[str, str]]]:
                 name = param.group(1).lower()
                 if name in params:
                     raise ValueError(f"Parameter {name!r} repeated in {value!r}")
-                params[name] = _unquote(param.group(2))
+                params[name] = _paramValue(param.group(2))
                 pos = param.end()
                 if pos >= end or value[pos] != ",":
                     break

@@ -15,7 +15,7 @@ parsed on first use and cached until the header field changes.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 from sipevents import headers as h
 from sipevents.uri import URI, formatURI
@@ -349,6 +349,42 @@ _parseContentLength = _single(h.parseContentLength)
 _parseMaxForwards = _single(h.parseMaxForwards)
 
 
+class _View(Generic[T]):
+    """
+    A typed view of a message: the value of header C{key} parsed by
+    C{parse} on first use and cached in the message's L{Headers} until a
+    field changes (L{Headers.parsed}).
+
+    The cached value is looked up here before calling L{Headers.parsed}: a
+    call of the notifier reads views some sixty times, and a hit is then
+    one dict look-up in one frame.
+    """
+
+    def __init__(self, key: str, parse: Callable[[list[str]], T], doc: str) -> None:
+        self.key = key
+        self.parse = parse
+        self.__doc__ = doc
+
+    @overload
+    def __get__(self, message: None, owner: type[Message]) -> _View[T]: ...
+
+    @overload
+    def __get__(self, message: Message, owner: type[Message] | None = None) -> T: ...
+
+    def __get__(
+        self, message: Message | None, owner: type[Message] | None = None
+    ) -> T | _View[T]:
+        if message is None:
+            return self
+        headers = message.headers
+        cache = headers._cache
+        if cache is not None:
+            found = cache.get(self.key, _MISSING)
+            if found is not _MISSING:
+                return found  # type: ignore[no-any-return]
+        return headers.parsed(self.key, self.parse)
+
+
 class Message:
     """
     What requests and responses share: headers, a body and typed views.
@@ -409,189 +445,115 @@ class Message:
 
     __bytes__ = toBytes
 
-    # Typed views (RFC 3261 section 20). Each parses once and caches.
-    # The ones read for every message look in the cache themselves before
-    # calling Headers.parsed: a typical call of the notifier reads them
-    # some sixty times, and the hit is then one dict lookup.
+    # Typed views (RFC 3261 section 20), each a _View: parsed once, cached.
 
-    @property
-    def vias(self) -> list[h.Via]:
-        """Every Via value, top-most first (RFC 3261 section 20.42)."""
-        cache = self.headers._cache
-        if cache is not None:
-            found = cache.get("via", _MISSING)
-            if found is not _MISSING:
-                return found  # type: ignore[no-any-return]
-        return self.headers.parsed("via", _parseVias)
+    vias: _View[list[h.Via]] = _View(
+        "via", _parseVias, "Every Via value, top-most first (RFC 3261 section 20.42)."
+    )
 
     @property
     def topVia(self) -> h.Via | None:
         """The top-most Via, or C{None}."""
-        cache = self.headers._cache
-        vias = _MISSING if cache is None else cache.get("via", _MISSING)
-        if vias is _MISSING:
-            vias = self.headers.parsed("via", _parseVias)
+        vias = self.vias
         return vias[0] if vias else None
 
-    @property
-    def cseq(self) -> h.CSeq | None:
-        """The CSeq (RFC 3261 section 20.16)."""
-        cache = self.headers._cache
-        if cache is not None:
-            found = cache.get("cseq", _MISSING)
-            if found is not _MISSING:
-                return found  # type: ignore[no-any-return]
-        return self.headers.parsed("cseq", _parseCSeq)
+    cseq: _View[h.CSeq | None] = _View(
+        "cseq", _parseCSeq, "The CSeq (RFC 3261 section 20.16)."
+    )
 
-    @property
-    def callId(self) -> str | None:
-        """The Call-ID (RFC 3261 section 20.8)."""
-        cache = self.headers._cache
-        if cache is not None:
-            found = cache.get("call-id", _MISSING)
-            if found is not _MISSING:
-                return found  # type: ignore[no-any-return]
-        return self.headers.parsed("call-id", _parseCallId)
+    callId: _View[str | None] = _View(
+        "call-id", _parseCallId, "The Call-ID (RFC 3261 section 20.8)."
+    )
 
-    @property
-    def fromAddr(self) -> h.NameAddr | None:
-        """The From field (RFC 3261 section 20.20)."""
-        cache = self.headers._cache
-        if cache is not None:
-            found = cache.get("from", _MISSING)
-            if found is not _MISSING:
-                return found  # type: ignore[no-any-return]
-        return self.headers.parsed("from", _parseNameAddrOne)
+    fromAddr: _View[h.NameAddr | None] = _View(
+        "from", _parseNameAddrOne, "The From field (RFC 3261 section 20.20)."
+    )
 
-    @property
-    def toAddr(self) -> h.NameAddr | None:
-        """The To field (RFC 3261 section 20.39)."""
-        cache = self.headers._cache
-        if cache is not None:
-            found = cache.get("to", _MISSING)
-            if found is not _MISSING:
-                return found  # type: ignore[no-any-return]
-        return self.headers.parsed("to", _parseNameAddrOne)
+    toAddr: _View[h.NameAddr | None] = _View(
+        "to", _parseNameAddrOne, "The To field (RFC 3261 section 20.39)."
+    )
 
-    @property
-    def contacts(self) -> list[h.NameAddr]:
-        """Every Contact value (RFC 3261 section 20.10)."""
-        cache = self.headers._cache
-        if cache is not None:
-            found = cache.get("contact", _MISSING)
-            if found is not _MISSING:
-                return found  # type: ignore[no-any-return]
-        return self.headers.parsed("contact", _parseNameAddrs)
+    contacts: _View[list[h.NameAddr]] = _View(
+        "contact", _parseNameAddrs, "Every Contact value (RFC 3261 section 20.10)."
+    )
 
-    @property
-    def recordRoutes(self) -> list[h.NameAddr]:
-        """Every Record-Route value (RFC 3261 section 20.30)."""
-        cache = self.headers._cache
-        if cache is not None:
-            found = cache.get("record-route", _MISSING)
-            if found is not _MISSING:
-                return found  # type: ignore[no-any-return]
-        return self.headers.parsed("record-route", _parseNameAddrs)
+    recordRoutes: _View[list[h.NameAddr]] = _View(
+        "record-route",
+        _parseNameAddrs,
+        "Every Record-Route value (RFC 3261 section 20.30).",
+    )
 
-    @property
-    def routes(self) -> list[h.NameAddr]:
-        """Every Route value (RFC 3261 section 20.34)."""
-        return self.headers.parsed("route", _parseNameAddrs)
+    routes: _View[list[h.NameAddr]] = _View(
+        "route", _parseNameAddrs, "Every Route value (RFC 3261 section 20.34)."
+    )
 
-    @property
-    def maxForwards(self) -> int | None:
-        """Max-Forwards (RFC 3261 section 20.22)."""
-        return self.headers.parsed("max-forwards", _parseMaxForwards)
+    maxForwards: _View[int | None] = _View(
+        "max-forwards", _parseMaxForwards, "Max-Forwards (RFC 3261 section 20.22)."
+    )
 
-    @property
-    def expires(self) -> int | None:
-        """Expires, in seconds (RFC 3261 section 20.19)."""
-        cache = self.headers._cache
-        if cache is not None:
-            found = cache.get("expires", _MISSING)
-            if found is not _MISSING:
-                return found  # type: ignore[no-any-return]
-        return self.headers.parsed("expires", _parseInt)
+    expires: _View[int | None] = _View(
+        "expires", _parseInt, "Expires, in seconds (RFC 3261 section 20.19)."
+    )
 
-    @property
-    def minExpires(self) -> int | None:
-        """Min-Expires, in seconds (RFC 3261 section 20.23)."""
-        return self.headers.parsed("min-expires", _parseInt)
+    minExpires: _View[int | None] = _View(
+        "min-expires", _parseInt, "Min-Expires, in seconds (RFC 3261 section 20.23)."
+    )
 
-    @property
-    def contentLength(self) -> int | None:
-        """Content-Length as written (RFC 3261 section 20.14)."""
-        return self.headers.parsed("content-length", _parseContentLength)
+    contentLength: _View[int | None] = _View(
+        "content-length",
+        _parseContentLength,
+        "Content-Length as written (RFC 3261 section 20.14).",
+    )
 
-    @property
-    def contentType(self) -> h.ContentType | None:
-        """Content-Type (RFC 3261 section 20.15)."""
-        return self.headers.parsed("content-type", _parseContentType)
+    contentType: _View[h.ContentType | None] = _View(
+        "content-type", _parseContentType, "Content-Type (RFC 3261 section 20.15)."
+    )
 
-    @property
-    def event(self) -> h.Event | None:
-        """Event (RFC 6665 section 8.2.1)."""
-        cache = self.headers._cache
-        if cache is not None:
-            found = cache.get("event", _MISSING)
-            if found is not _MISSING:
-                return found  # type: ignore[no-any-return]
-        return self.headers.parsed("event", _parseEvent)
+    event: _View[h.Event | None] = _View(
+        "event", _parseEvent, "Event (RFC 6665 section 8.2.1)."
+    )
 
-    @property
-    def allowEvents(self) -> list[str]:
-        """Allow-Events event types (RFC 6665 section 8.2.2)."""
-        return self.headers.parsed("allow-events", _parseTokens)
+    allowEvents: _View[list[str]] = _View(
+        "allow-events",
+        _parseTokens,
+        "Allow-Events event types (RFC 6665 section 8.2.2).",
+    )
 
-    @property
-    def subscriptionState(self) -> h.SubscriptionState | None:
-        """Subscription-State (RFC 6665 section 8.2.3)."""
-        return self.headers.parsed("subscription-state", _parseSubscriptionState)
+    subscriptionState: _View[h.SubscriptionState | None] = _View(
+        "subscription-state",
+        _parseSubscriptionState,
+        "Subscription-State (RFC 6665 section 8.2.3).",
+    )
 
-    @property
-    def require(self) -> list[str]:
-        """Require option tags (RFC 3261 section 20.32)."""
-        cache = self.headers._cache
-        if cache is not None:
-            found = cache.get("require", _MISSING)
-            if found is not _MISSING:
-                return found  # type: ignore[no-any-return]
-        return self.headers.parsed("require", _parseTokens)
+    require: _View[list[str]] = _View(
+        "require", _parseTokens, "Require option tags (RFC 3261 section 20.32)."
+    )
 
-    @property
-    def proxyRequire(self) -> list[str]:
-        """Proxy-Require option tags (RFC 3261 section 20.29)."""
-        return self.headers.parsed("proxy-require", _parseTokens)
+    proxyRequire: _View[list[str]] = _View(
+        "proxy-require",
+        _parseTokens,
+        "Proxy-Require option tags (RFC 3261 section 20.29).",
+    )
 
-    @property
-    def supported(self) -> list[str]:
-        """Supported option tags (RFC 3261 section 20.37)."""
-        return self.headers.parsed("supported", _parseTokens)
+    supported: _View[list[str]] = _View(
+        "supported", _parseTokens, "Supported option tags (RFC 3261 section 20.37)."
+    )
 
-    @property
-    def unsupported(self) -> list[str]:
-        """Unsupported option tags (RFC 3261 section 20.40)."""
-        return self.headers.parsed("unsupported", _parseTokens)
+    unsupported: _View[list[str]] = _View(
+        "unsupported", _parseTokens, "Unsupported option tags (RFC 3261 section 20.40)."
+    )
 
-    @property
-    def allow(self) -> list[str]:
-        """Allow methods (RFC 3261 section 20.5)."""
-        return self.headers.parsed("allow", _parseTokens)
+    allow: _View[list[str]] = _View(
+        "allow", _parseTokens, "Allow methods (RFC 3261 section 20.5)."
+    )
 
-    @property
-    def accept(self) -> list[h.MediaRange]:
-        """Accept media ranges (RFC 3261 section 20.1)."""
-        cache = self.headers._cache
-        if cache is not None:
-            found = cache.get("accept", _MISSING)
-            if found is not _MISSING:
-                return found  # type: ignore[no-any-return]
-        return self.headers.parsed("accept", _parseAccept)
+    accept: _View[list[h.MediaRange]] = _View(
+        "accept", _parseAccept, "Accept media ranges (RFC 3261 section 20.1)."
+    )
 
-    @property
-    def retryAfter(self) -> h.RetryAfter | None:
-        """Retry-After (RFC 3261 section 20.33)."""
-        return self.headers.parsed("retry-after", _parseRetryAfter)
+    retryAfter: _View[h.RetryAfter | None] = _View(
+        "retry-after", _parseRetryAfter, "Retry-After (RFC 3261 section 20.33)."
+    )
 
 
 class Request(Message):

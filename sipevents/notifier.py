@@ -178,9 +178,6 @@ REMOVING_CODES = frozenset(
 #: CSeqs reserved at a time (see the module docstring).
 DEFAULT_CSEQ_BLOCK = 100
 
-#: Local addresses that are not addresses (a socket bound to every
-#: interface); a Contact needs a real one.
-
 
 class PackageRegistryLike(Protocol):
     """
@@ -236,7 +233,14 @@ class _UserAgentLike(Protocol):
 _acceptTuples: dict[str, tuple[str, ...]] = {}
 
 
-def _acceptTuple(contentType: str) -> tuple[str, ...]:
+def _acceptTuple(contentType: str, package: IEventPackage) -> tuple[str, ...]:
+    """
+    The C{accept} of a subscription to C{package} whose NOTIFYs carry
+    C{contentType}: empty for the package's first (default) type, else a
+    shared one-type tuple.
+    """
+    if contentType == package.contentTypes[0]:
+        return ()
     shared = _acceptTuples.get(contentType)
     if shared is None:
         if len(_acceptTuples) > 256:
@@ -270,6 +274,8 @@ class _Admission:
     expires: int
     contentType: str
     key: str
+    #: The subscriber (From URI), as text.
+    watcher: str
     #: The dialog's CSeq high-water mark when it exists already (dialog
     #: sharing), else C{None}.
     highWater: int | None
@@ -522,14 +528,19 @@ class Notifier:
         )
         return self._checkResource(admission)
 
-    def _limits(self, package: IEventPackage) -> tuple[int, int, int]:
+    def _expires(self, request: Request, package: IEventPackage) -> int:
         """
-        The default, minimum and maximum durations for C{package}, with the
+        The duration granted to C{request} (step 3 of the module
+        docstring): C{package}'s default, minimum and maximum, with the
         operator's C{minExpires} and C{maxExpires} overriding the package's.
+
+        @raise IntervalTooBrief: 423 below the minimum.
         """
         minimum = package.minExpires if self.minExpires is None else self.minExpires
         maximum = package.maxExpires if self.maxExpires is None else self.maxExpires
-        return package.defaultExpires, minimum, max(maximum, 0)
+        return negotiateExpires(
+            request.expires, package.defaultExpires, minimum, max(maximum, 0)
+        )
 
     def _admission(
         self,
@@ -546,12 +557,13 @@ class Notifier:
         Steps 3 and 4 of the module docstring: the duration (423) and the
         body type (406).
         """
-        default, minimum, maximum = self._limits(package)
-        expires = negotiateExpires(request.expires, default, minimum, maximum)
+        expires = self._expires(request, package)
         contentType = chooseContentType(
             request.accept if "Accept" in request.headers else None,
             package.contentTypes,
         )
+        fromAddr = request.fromAddr
+        watcher = formatURI(fromAddr.uri) if fromAddr is not None else ""
         return _Admission(
             request,
             context,
@@ -567,6 +579,7 @@ class Notifier:
             expires,
             contentType,
             key,
+            watcher,
             highWater,
         )
 
@@ -589,11 +602,12 @@ class Notifier:
         """
         Step 6: the authorizer, then step 7.
         """
-        request = admission.request
-        fromAddr = request.fromAddr
-        watcher = formatURI(fromAddr.uri) if fromAddr is not None else ""
         decision, awaited = self._askAuthorizer(
-            admission.key, watcher, admission.resource, admission.eventType, request
+            admission.key,
+            admission.watcher,
+            admission.resource,
+            admission.eventType,
+            admission.request,
         )
         self._admit(admission, decision, awaited)
 
@@ -673,11 +687,9 @@ class Notifier:
                 else SubscriptionInput.AUTHORIZED,
             )
         now = self.clock.seconds()
-        request = admission.request
         dialog = admission.dialog
-        fromAddr = request.fromAddr
         newDialog = admission.highWater is None
-        watcher = formatURI(fromAddr.uri) if fromAddr is not None else ""
+        watcher = admission.watcher
         if watcher == dialog.remoteUri:
             # One string for both (see sipevents.dialog._withoutTag).
             watcher = dialog.remoteUri
@@ -697,11 +709,7 @@ class Notifier:
             state=PENDING if pending else ACTIVE,
             expiresAt=now + admission.expires,
             watcher=watcher,
-            accept=(
-                ()
-                if admission.contentType == admission.package.contentTypes[0]
-                else _acceptTuple(admission.contentType)
-            ),
+            accept=_acceptTuple(admission.contentType, admission.package),
             callId=dialog.callId,
             localTag=dialog.localTag,
             remoteTag=dialog.remoteTag,
@@ -805,17 +813,13 @@ class Notifier:
         transport layer would write in Via.
         """
         transport = record.flowTransport
-        if record.remoteTarget.startswith("sips:"):
-            contact = None
-        else:
+        secure = record.remoteTarget.startswith("sips:")
+        if not secure:
             contact = self._contacts.get((transport, ":" in record.flowHost))
-        if contact is not None:
-            return contact
+            if contact is not None:
+                return contact
         found = listeningContact(
-            self.userAgent.transportLayer,
-            transport,
-            record.flowHost,
-            record.remoteTarget.startswith("sips:"),
+            self.userAgent.transportLayer, transport, record.flowHost, secure
         )
         return None if found is None else found[0]
 
@@ -832,15 +836,11 @@ class Notifier:
         4.2.1.4): a refresh, or with C{Expires: 0} an unsubscribe.
         """
         remoteTarget = remoteTargetOf(request)
-        default, minimum, maximum = self._limits(package)
-        expires = negotiateExpires(request.expires, default, minimum, maximum)
+        expires = self._expires(request, package)
         accept = record.accept
         if "Accept" in request.headers:
-            contentType = chooseContentType(request.accept, package.contentTypes)
-            accept = (
-                ()
-                if contentType == package.contentTypes[0]
-                else _acceptTuple(contentType)
+            accept = _acceptTuple(
+                chooseContentType(request.accept, package.contentTypes), package
             )
         source = context.source
         now = self.clock.seconds()

@@ -350,16 +350,14 @@ class SIPEventsService(MultiService):
         """
         Steps 3 to 5 of the module docstring.
         """
-        restored: list[int] = []
 
-        def publicationsStart(count: int) -> Deferred[None]:
-            restored.append(count)
-            return self.publications.start()
+        def publicationsStart(restored: int) -> Deferred[int]:
+            return self.publications.start().addCallback(lambda _: restored)
 
-        def serve(_: object) -> int:
+        def serve(restored: int) -> int:
             if not self.running:
                 # Stopped while loading: stay as stopped.
-                return restored[0]
+                return restored
             self.notifier.install()
             self.publications.install(self.userAgent)
             self.ready = True
@@ -368,10 +366,10 @@ class SIPEventsService(MultiService):
                 "{subscriptions} subscriptions and {publications} publications",
                 packages=", ".join(self.registry.eventTypes()) or "(none)",
                 store=self.storeDescription,
-                subscriptions=restored[0],
+                subscriptions=restored,
                 publications=len(self.store.allPublications()),
             )
-            return restored[0]
+            return restored
 
         def failed(failure: Failure) -> Failure:
             self.log.failure(

@@ -603,10 +603,6 @@ class _Exchange:
         self.settled = False
 
 
-def _eventValue(event: str, id: str | None) -> str:
-    return event if id is None else f"{event};id={id}"
-
-
 def _contentTypeOf(request: Request) -> str | None:
     if not request.body:
         return None
@@ -700,7 +696,7 @@ class Subscription:
     def __repr__(self) -> str:
         fork = " (fork)" if self.forkOf is not None else ""
         return (
-            f"<Subscription {_eventValue(self.event, self.id)} to {self.target}"
+            f"<Subscription {Event(self.event, id=self.id)} to {self.target}"
             f" {self.state.value}{fork}>"
         )
 
@@ -874,7 +870,7 @@ class Subscription:
         The fields every SUBSCRIBE of ours carries after the dialog ones.
         """
         options = self._options
-        fields = [("Event", _eventValue(self.event, self.id))]
+        fields = [("Event", str(Event(self.event, id=self.id)))]
         if expires is not None:
             fields.append(("Expires", str(expires)))
         fields.append(("Contact", f"<{self._contact}>"))
@@ -1343,16 +1339,17 @@ class Subscription:
         """
         return event.eventType == self.event and event.id == self.id
 
-    def _checkNotify(self, request: Request) -> None:
+    def _checkNotify(self, request: Request) -> str | None:
         """
         The checks of a NOTIFY in our dialog before it is answered 200.
 
+        @return: the remote target the NOTIFY sets (L{remoteTargetOf}).
         @raise SIPError: 500 for a CSeq lower than the last (RFC 3261
             section 12.2.2), 400 for a bad Contact.
         """
         if self._notified and self.dialog is not None:
             checkRemoteCSeq(self.dialog.remoteCSeq, request)
-        remoteTargetOf(request)
+        return remoteTargetOf(request)
 
     def _fork(self) -> Subscription:
         """
@@ -1383,18 +1380,23 @@ class Subscription:
         return fork
 
     def _notifyReceived(
-        self, request: Request, substate: SubscriptionState, event: Event
+        self,
+        request: Request,
+        substate: SubscriptionState,
+        event: Event,
+        remoteTag: str,
+        contact: str | None,
     ) -> None:
         """
         Process a NOTIFY already answered 200 (RFC 6665 section 4.1.3).
+
+        @param remoteTag: its From tag (C{""} when none).
+        @param contact: the remote target it sets (L{remoteTargetOf}).
         """
         clock = self.subscriber.clock
         now = clock.seconds()
-        fromAddr = request.fromAddr
         cseq = request.cseq
-        remoteTag = (fromAddr.tag if fromAddr is not None else None) or ""
         remoteCSeq = cseq.number if cseq is not None else None
-        contact = remoteTargetOf(request)
         first = not self._notified
         dialog = self.dialog
         if dialog is None or first:
@@ -1869,7 +1871,7 @@ class Subscriber:
                 raise CallDoesNotExist()
             elif substate.state == "terminated":
                 # RFC 6665 section 4.4.1: no usage is created.
-                remoteTargetOf(request)
+                remoteTargetOf(request)  # 400 for a bad Contact
                 context.respond(200)
                 self.log.debug("Terminated forked NOTIFY for {sub!r}", sub=main)
                 return None
@@ -1877,16 +1879,16 @@ class Subscriber:
                 fork = True
                 subscription = main
         if fork:
-            remoteTargetOf(request)
+            contact = remoteTargetOf(request)
         else:
-            subscription._checkNotify(request)
+            contact = subscription._checkNotify(request)
         context.respond(200)
         try:
             if fork:
                 # RFC 6665 section 4.1.4: a sibling usage of its own.
                 subscription = subscription._fork()
                 self._live[subscription] = None
-            subscription._notifyReceived(request, substate, event)
+            subscription._notifyReceived(request, substate, event, remoteTag, contact)
         except Exception:
             self.log.failure(
                 "Unexpected error processing NOTIFY for {sub!r}", sub=subscription

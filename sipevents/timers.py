@@ -53,11 +53,16 @@ class _OneDelayedCall:
     earliest deadline: one reactor call however many deadlines are queued.
     """
 
-    __slots__ = ("clock", "_call", "_callAt")
+    __slots__ = ("clock", "_call", "_callAt", "_busy")
 
-    clock: IReactorTime
-    _call: IDelayedCall | None
-    _callAt: float
+    log = Logger()
+
+    def __init__(self, clock: IReactorTime) -> None:
+        self.clock = clock
+        self._call: IDelayedCall | None = None
+        self._callAt = 0.0
+        #: Whether due callbacks are running (the queue re-arms after them).
+        self._busy = False
 
     def _fire(self) -> None:
         raise NotImplementedError()
@@ -107,11 +112,8 @@ class TimerQueue(_OneDelayedCall):
         "_heap",
         "_deadlines",
         "_callbacks",
-        "_busy",
         "_peak",
     )
-
-    log = Logger()
 
     def __init__(self, clock: IReactorTime, callback: Callback | None = None) -> None:
         """
@@ -119,14 +121,11 @@ class TimerQueue(_OneDelayedCall):
             without a callback of its own. Pass one shared callable (a bound
             method stored once), not a closure per key.
         """
-        self.clock = clock
+        super().__init__(clock)
         self.callback = callback
         self._heap: list[tuple[float, Hashable]] = []
         self._deadlines: dict[Hashable, float] = {}
         self._callbacks: dict[Hashable, Callback] = {}
-        self._call: IDelayedCall | None = None
-        self._callAt = 0.0
-        self._busy = False
         self._peak = 0
 
     def __len__(self) -> int:
@@ -312,10 +311,7 @@ class LookupTimerQueue(_OneDelayedCall):
         "_sorted",
         "_entries",
         "_compactAt",
-        "_busy",
     )
-
-    log = Logger()
 
     def __init__(
         self,
@@ -323,7 +319,7 @@ class LookupTimerQueue(_OneDelayedCall):
         callback: Callback,
         deadlineOf: Callable[[Hashable], object],
     ) -> None:
-        self.clock = clock
+        super().__init__(clock)
         self.callback = callback
         self.deadlineOf = deadlineOf
         #: bucket second to its flat list of entries.
@@ -334,9 +330,6 @@ class LookupTimerQueue(_OneDelayedCall):
         self._sorted: int | None = None
         self._entries = 0
         self._compactAt = _SLACK
-        self._call: IDelayedCall | None = None
-        self._callAt = 0.0
-        self._busy = False
 
     def _live(self) -> dict[Hashable, float]:
         """

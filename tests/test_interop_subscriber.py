@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import errno
 import socket
-import tempfile
 from collections.abc import Callable
 from typing import Any
 
@@ -48,9 +47,6 @@ from twisted.python.filepath import FilePath
 from twisted.trial.unittest import TestCase
 
 from sipevents.client import SubscriberClient, startSubscriber
-from sipevents.packages.presence import PresencePackage
-from sipevents.service import SIPEventsService
-from sipevents.store.memory import MemoryStore
 from sipevents.subscriber import (
     ClientState,
     Notification,
@@ -59,8 +55,8 @@ from sipevents.subscriber import (
     SubscriptionObserver,
     Termination,
 )
-from sipevents.testing import writeCertificates
 from tests.kamailio import MISSING, findKamailio, logTail, startKamailio, stopKamailio
+from tests.test_client import NotifierMixin
 from tests.test_service_notifier import pidf
 from tests.test_sipp import (
     LOOPBACK,
@@ -815,39 +811,19 @@ class SubscriberAgainstKamailioTests(_SubscriberTestCase):
         self.assertIn("presence", str(failure))
 
 
-class SubscriberAgainstOwnNotifierTests(_SubscriberTestCase):
+class SubscriberAgainstOwnNotifierTests(NotifierMixin, _SubscriberTestCase):
     """
     Our subscriber against our own notifier (L{SIPEventsService}, memory
     store, in this process) over UDP, TCP and TLS.
     """
 
+    @defer.inlineCallbacks
     def setUp(self) -> Any:
-        directory = tempfile.TemporaryDirectory()
-        self.addCleanup(directory.cleanup)
-        caPEM, certificate = writeCertificates(directory.name)
-        self.trustRoot = trustRootFromCertificates([Certificate.loadPEM(caPEM)])
-        self.service = SIPEventsService(
-            [
-                f"udp:0:interface={LOOPBACK}",
-                f"tcp:0:interface={LOOPBACK}",
-                f"tls:0:interface={LOOPBACK}:privateKey={certificate}"
-                f":certKey={certificate}",
-            ],
-            reactor=reactor,
-            store=MemoryStore(),
-            # No 5 s coalescing of changes (RFC 3856 section 6.10), which
-            # the notifier's own tests cover: here it would only make the
-            # state-change NOTIFY wait.
-            packages=[PresencePackage(minNotifyInterval=0)],
-        )
-        self.service.startService()
-        self.addCleanup(self.service.stopService)
-        assert self.service.whenListening is not None
-        assert self.service.whenReady is not None
-        d = defer.gatherResults([self.service.whenListening, self.service.whenReady])
-        d.addCallback(lambda _: self.startClient(trustRoot=self.trustRoot))
-        d.addCallback(lambda client: setattr(self, "client", client))
-        return d
+        # Presence without its 5 s coalescing (see NotifierMixin), so that
+        # the state-change NOTIFY does not wait.
+        yield self.startNotifier(self, tls=True)
+        self.trustRoot = trustRootFromCertificates([Certificate.loadPEM(self.caPEM)])
+        self.client = yield self.startClient(trustRoot=self.trustRoot)
 
     def port(self, transport: str) -> int:
         """

@@ -35,10 +35,9 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from sipevents.message import Request, Response
 from sipevents.parser import parseMessage
+from tests.test_sipp import LOOPBACK, freePort
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LOOPBACK = "127.0.0.1"
-
 # twisted/scripts/twistd.py has no "if __name__ == '__main__'" block.
 TWISTD = (
     "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
@@ -50,16 +49,6 @@ PIDF = (
     '<tuple id="t"><status><basic>open</basic></status>'
     "<note>{note}</note></tuple></presence>\n"
 )
-
-
-def freeUDPPort() -> int:
-    """
-    A loopback UDP port free right now.
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((LOOPBACK, 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class Peer:
@@ -117,6 +106,20 @@ class Peer:
         self.sock.sendto(head.encode() + body.encode(), self.server)
         return branch
 
+    def publish(self, user: str, callId: str, fromTag: str, note: str) -> str:
+        """
+        Publish C{user}'s presence with C{note} for an hour; returns the
+        branch.
+        """
+        return self.send(
+            "PUBLISH",
+            user,
+            callId,
+            fromTag,
+            expires=3600,
+            body=PIDF.format(user=user, note=note),
+        )
+
     def pump(self, seconds: float) -> None:
         """
         Receive for C{seconds}, answering NOTIFYs.
@@ -172,7 +175,7 @@ class SIGKILLRestartTests(SynchronousTestCase):
         self.work = os.path.abspath(self.mktemp())
         os.makedirs(self.work)
         self.store = os.path.join(self.work, "store.sqlite")
-        self.port = freeUDPPort()
+        self.port = freePort()
         self.processes: list[subprocess.Popen[bytes]] = []
         self.addCleanup(self.stopAll)
         self.peer = Peer(self.port)
@@ -280,14 +283,7 @@ class SIGKILLRestartTests(SynchronousTestCase):
         first = self.startServer(1)
         kept = self.subscribe("alice", "kept@127.0.0.1", "k1", expires=3600)
         expiring = self.subscribe("bob", "expiring@127.0.0.1", "e1", expires=2)
-        branch = self.peer.send(
-            "PUBLISH",
-            "carol",
-            "pub@127.0.0.1",
-            "pub1",
-            expires=3600,
-            body=PIDF.format(user="carol", note="before the kill"),
-        )
+        branch = self.peer.publish("carol", "pub@127.0.0.1", "pub1", "before the kill")
         self.assertTrue(self.peer.waitFor(lambda: self.peer.response(branch)))
         published = self.peer.response(branch)
         assert published is not None
@@ -310,22 +306,10 @@ class SIGKILLRestartTests(SynchronousTestCase):
         )
 
         # State changes after the restart reach the kept subscription.
-        branch = self.peer.send(
-            "PUBLISH",
-            "alice",
-            "pub2@127.0.0.1",
-            "pub2",
-            expires=3600,
-            body=PIDF.format(user="alice", note="after the restart"),
+        branch = self.peer.publish(
+            "alice", "pub2@127.0.0.1", "pub2", "after the restart"
         )
-        branchBob = self.peer.send(
-            "PUBLISH",
-            "bob",
-            "pub3@127.0.0.1",
-            "pub3",
-            expires=3600,
-            body=PIDF.format(user="bob", note="nobody watches"),
-        )
+        branchBob = self.peer.publish("bob", "pub3@127.0.0.1", "pub3", "nobody watches")
         self.assertTrue(
             self.peer.waitFor(
                 lambda: len(self.peer.notifiesFor("kept@127.0.0.1")) > len(before)

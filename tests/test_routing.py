@@ -38,6 +38,21 @@ def _request(via: str) -> Request:
     return request
 
 
+def _threeVias(topParams: str = "") -> Request:
+    """
+    A request with three Via values: two on one compact C{v} line (the top
+    one with C{topParams} after its branch), then one on a C{Via} line.
+    """
+    request = buildRequest("OPTIONS", via=False)
+    request.headers.addFirst("Via", "SIP/2.0/UDP 127.0.0.9;branch=z9hG4bKlast")
+    request.headers.addFirst(
+        "v",
+        f"SIP/2.0/UDP a.example;branch=z9hG4bKtop{topParams}, "
+        "SIP/2.0/TCP b.example;branch=z9hG4bKmid",
+    )
+    return request
+
+
 class AddressHelperTests(SynchronousTestCase):
     """
     Tests for the address helpers.
@@ -192,13 +207,7 @@ class StampReceivedTests(SynchronousTestCase):
         later lines stay, and the field name stays as written (RFC 3261
         section 7.3.1 allows combining values on one line).
         """
-        request = buildRequest("OPTIONS", via=False)
-        request.headers.addFirst("Via", "SIP/2.0/UDP 127.0.0.9;branch=z9hG4bKlast")
-        request.headers.addFirst(
-            "v",
-            "SIP/2.0/UDP a.example;branch=z9hG4bKtop, "
-            "SIP/2.0/TCP b.example;branch=z9hG4bKmid",
-        )
+        request = _threeVias()
         stampReceived(request, "127.0.0.1", 5060)
         self.assertEqual(
             request.headers.items()[:2],
@@ -219,13 +228,7 @@ class StampReceivedTests(SynchronousTestCase):
         field gives, for the top value and the others, on one line and on
         several.
         """
-        request = buildRequest("OPTIONS", via=False)
-        request.headers.addFirst("Via", "SIP/2.0/UDP 127.0.0.9;branch=z9hG4bKlast")
-        request.headers.addFirst(
-            "v",
-            "SIP/2.0/UDP a.example;branch=z9hG4bKtop;rport, "
-            "SIP/2.0/TCP b.example;branch=z9hG4bKmid",
-        )
+        request = _threeVias(";rport")
         self.assertEqual(len(request.vias), 3)
         stampReceived(request, "127.0.0.1", 5070)
         parsed = [

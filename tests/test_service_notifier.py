@@ -37,6 +37,7 @@ from sipevents.store.memory import MemoryStore
 from sipevents.store.sqlite import SQLiteStore
 from sipevents.tap import DEFAULT_STORE, Options, makeService
 from sipevents.testing import MemoryDatagramTransport, MemoryUDPReactor
+from tests.test_client import NotifierMixin
 
 UDP = "udp:5060:interface=127.0.0.1"
 PIDF = "application/pidf+xml"
@@ -218,6 +219,23 @@ class _InMemory(SynchronousTestCase):
                 self.deliver(okFor(message), port)
         return out
 
+    def publish(self, note: str) -> list[Request | Response]:
+        """
+        Exchange a PUBLISH of alice's presence with C{note}, from port 5090,
+        and return what came out.
+        """
+        return self.exchange(
+            request(
+                "PUBLISH",
+                callId="p1",
+                fromTag="p1",
+                port=5090,
+                body=pidf("sip:alice@127.0.0.1", note=note),
+                contentType=PIDF,
+            ),
+            port=5090,
+        )
+
     def responses(self, messages: list[Request | Response]) -> list[Response]:
         return [m for m in messages if isinstance(m, Response)]
 
@@ -380,17 +398,7 @@ class StartStopTests(_InMemory):
         self.assertEqual([r.key for r in store.allSubscriptions()], ["live"])
         self.assertEqual(self.sent(), [])
 
-        out = self.exchange(
-            request(
-                "PUBLISH",
-                callId="p1",
-                fromTag="p1",
-                port=5090,
-                body=pidf("sip:alice@127.0.0.1", note="back"),
-                contentType=PIDF,
-            ),
-            port=5090,
-        )
+        out = self.publish("back")
         self.assertEqual([r.code for r in self.responses(out)], [200])
         [notify] = self.notifies(out)
         self.assertEqual(notify.callId, "live@127.0.0.1")
@@ -469,17 +477,7 @@ class NotifierThroughServiceTests(_InMemory):
         published document (RFC 6665 section 4.2.2).
         """
         self.subscribe()
-        out = self.exchange(
-            request(
-                "PUBLISH",
-                callId="p1",
-                fromTag="p1",
-                port=5090,
-                body=pidf("sip:alice@127.0.0.1", note="lunch"),
-                contentType=PIDF,
-            ),
-            port=5090,
-        )
+        out = self.publish("lunch")
         [ok] = self.responses(out)
         self.assertEqual(ok.code, 200)
         self.assertTrue(ok.headers.get("SIP-ETag"))
@@ -724,7 +722,7 @@ class _StreamCollector(protocol.Protocol):
                 self.transport.write(okFor(message))  # type: ignore[union-attr]
 
 
-class LoopbackTests(TestCase):
+class LoopbackTests(NotifierMixin, TestCase):
     """
     The service on the real reactor, over loopback UDP and TCP, with our
     own watcher and publisher.
@@ -732,20 +730,8 @@ class LoopbackTests(TestCase):
 
     timeout = 30
 
-    @defer.inlineCallbacks
-    def setUp(self) -> Any:
-        self.service = SIPEventsService(
-            ["udp:0:interface=127.0.0.1", "tcp:0:interface=127.0.0.1"],
-            packages=[PresencePackage(minNotifyInterval=0.0)],
-        )
-        self.service.startService()
-        self.addCleanup(self.service.stopService)
-        assert self.service.whenListening is not None
-        assert self.service.whenReady is not None
-        ports = yield self.service.whenListening
-        yield self.service.whenReady
-        self.udpPort = ports[0].getHost().port
-        self.tcpPort = ports[1].getHost().port
+    def setUp(self) -> Deferred[None]:
+        return self.startNotifier(self)  # type: ignore[no-any-return]
 
     @defer.inlineCallbacks
     def waitFor(self, messages: list[Any], count: int) -> Any:

@@ -35,6 +35,7 @@ from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SkipTest, TestCase
 
 from sipevents import tap
+from sipevents.service import SIPEventsService
 
 LOOPBACK = "127.0.0.1"
 #: The SIPp scenarios of every end-to-end test (C{tests/sipp/*.xml}).
@@ -349,6 +350,28 @@ def readStats(path: FilePath[str]) -> dict[str, str]:
     return dict(zip(rows[0], rows[-1], strict=False))
 
 
+def startService(testCase: TestCase, port: int, *arguments: str) -> SIPEventsService:
+    """
+    Start the service as C{twistd sipevents} would, listening on UDP and
+    TCP loopback C{port}, with C{arguments} as further options; it is
+    stopped in C{testCase}'s cleanup.
+    """
+    options = tap.Options()
+    options.parseOptions(
+        [
+            "--listen",
+            f"udp:{port}:interface={LOOPBACK}",
+            "--listen",
+            f"tcp:{port}:interface={LOOPBACK}",
+            *arguments,
+        ]
+    )
+    service = tap.makeService(options)
+    service.startService()
+    testCase.addCleanup(service.stopService)
+    return service
+
+
 class SIPpOptionsTests(TestCase):
     """
     SIPp as an OPTIONS UAC against the running service (RFC 3261 section 11).
@@ -361,18 +384,7 @@ class SIPpOptionsTests(TestCase):
         self.work = FilePath(self.mktemp())
         self.work.makedirs()
         self.port = freePort()
-        options = tap.Options()
-        options.parseOptions(
-            [
-                "--listen",
-                f"udp:{self.port}:interface={LOOPBACK}",
-                "--listen",
-                f"tcp:{self.port}:interface={LOOPBACK}",
-            ]
-        )
-        self.service = tap.makeService(options)
-        self.service.startService()
-        self.addCleanup(self.service.stopService)
+        self.service = startService(self, self.port)
         return self.waitUntilListening()
 
     @defer.inlineCallbacks

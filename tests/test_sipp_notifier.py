@@ -30,13 +30,13 @@ from twisted.internet.task import deferLater
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import TestCase
 
-from sipevents import tap
 from tests.test_sipp import (
     LOOPBACK,
     SippRun,
     assertSIPpSucceeded,
     freePort,
     requireSIPp,
+    startService,
     startSipp,
 )
 
@@ -60,22 +60,9 @@ class _NotifierWithSIPp(TestCase):
         self.work = FilePath(self.mktemp())
         self.work.makedirs()
         self.port = freePort()
-        options = tap.Options()
-        options.parseOptions(
-            [
-                "--listen",
-                f"udp:{self.port}:interface={LOOPBACK}",
-                "--listen",
-                f"tcp:{self.port}:interface={LOOPBACK}",
-                "--store",
-                "memory",
-                "--min-expires",
-                str(MIN_EXPIRES),
-            ]
+        self.service = startService(
+            self, self.port, "--store", "memory", "--min-expires", str(MIN_EXPIRES)
         )
-        self.service = tap.makeService(options)
-        self.service.startService()
-        self.addCleanup(self.service.stopService)
         assert self.service.whenReady is not None
         assert self.service.whenListening is not None
         return defer.gatherResults([self.service.whenListening, self.service.whenReady])

@@ -151,12 +151,7 @@ class PackageRegistry:
         """
         if event is None:
             raise BadEvent(self._eventTypes, "Missing Event Header")
-        package = self._packages.get(event.package)
-        if package is None:
-            raise BadEvent(self._eventTypes)
-        if event.templates and ".".join(event.templates) not in package.templates:
-            raise BadEvent(self._eventTypes, "Unsupported Event Template")
-        return package
+        return self._lookup(event.package, ".".join(event.templates))
 
     def resolveEventType(self, eventType: str) -> IEventPackage:
         """
@@ -166,6 +161,15 @@ class PackageRegistry:
         @raise BadEvent: as L{resolve} does.
         """
         name, _, templates = eventType.partition(".")
+        return self._lookup(name, templates)
+
+    def _lookup(self, name: str, templates: str) -> IEventPackage:
+        """
+        The package called C{name}, which must serve the template chain
+        C{templates} (C{""} for none).
+
+        @raise BadEvent: as L{resolve} does.
+        """
         package = self._packages.get(name)
         if package is None:
             raise BadEvent(self._eventTypes)

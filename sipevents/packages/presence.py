@@ -466,7 +466,7 @@ class PresenceState:
         self._body: bytes | None = None
 
     def __repr__(self) -> str:
-        ids = ", ".join(t.get("id", "") for t in self.tuples)
+        ids = ", ".join(self.tupleIds())
         return f"<PresenceState {self.resource} tuples=[{ids}]>"
 
     def tupleIds(self) -> list[str]:

@@ -88,6 +88,21 @@ _intern = sys.intern
 _setField = object.__setattr__
 
 
+def _internFields(
+    record: SubscriptionRecord | PublicationRecord, names: tuple[str, ...]
+) -> None:
+    """
+    Swap the string fields C{names} of the frozen C{record} for their
+    interned equals, in place (see the module docstring).
+    """
+    for name in names:
+        value = getattr(record, name)
+        if type(value) is str:
+            shared = _intern(value)
+            if shared is not value:
+                _setField(record, name, shared)
+
+
 def _indexAdd(index: _Index, indexKey: str, record: SubscriptionRecord) -> None:
     """
     Add C{record} to the entry C{indexKey} of C{index}: the bare record when
@@ -201,12 +216,7 @@ class MemoryStore:
                 _setField(record, "localUri", other.localUri)
         if record.localUri == record.resource:
             _setField(record, "localUri", record.resource)
-        for name in _INTERNED_SUBSCRIPTION_FIELDS:
-            value = getattr(record, name)
-            if type(value) is str:
-                shared = _intern(value)
-                if shared is not value:
-                    _setField(record, name, shared)
+        _internFields(record, _INTERNED_SUBSCRIPTION_FIELDS)
         recent = self._recent
         for name in _RECENT_SUBSCRIPTION_FIELDS:
             value = getattr(record, name)
@@ -293,12 +303,7 @@ class MemoryStore:
         of its entity-tag); one that moves to another resource or event
         type goes last there.
         """
-        for name in _INTERNED_PUBLICATION_FIELDS:
-            value = getattr(record, name)
-            if type(value) is str:
-                shared = _intern(value)
-                if shared is not value:
-                    _setField(record, name, shared)
+        _internFields(record, _INTERNED_PUBLICATION_FIELDS)
         etag = record.etag
         old = self._publications.get(etag)
         self._publications[etag] = record

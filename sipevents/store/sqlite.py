@@ -267,6 +267,20 @@ def _subscriptionFromRow(row: tuple[Any, ...]) -> SubscriptionRecord:
     )
 
 
+def _publicationRow(record: PublicationRecord) -> tuple[object, ...]:
+    """
+    The row of C{record}, in the order of L{_PUT_PUBLICATION}'s columns.
+    """
+    return (
+        record.etag,
+        record.resource,
+        record.eventType,
+        record.contentType,
+        record.body,
+        record.expiresAt,
+    )
+
+
 #: A batch: the latest change per key, a record to write or C{None} to
 #: delete.
 _Changes = dict[str, Any]
@@ -437,31 +451,21 @@ class SQLiteStore(MemoryStore):
         connection = self._ready()
         connection.execute("BEGIN")
         try:
-            deletions = [(k,) for k, r in subscriptions.items() if r is None]
-            if deletions:
-                connection.executemany(_DELETE_SUBSCRIPTION, deletions)
-            rows = [
-                _subscriptionRow(r) for r in subscriptions.values() if r is not None
-            ]
-            if rows:
-                connection.executemany(_PUT_SUBSCRIPTION, rows)
-            deletions = [(k,) for k, r in publications.items() if r is None]
-            if deletions:
-                connection.executemany(_DELETE_PUBLICATION, deletions)
-            rows = [
+            for changes, delete, put, toRow in (
                 (
-                    r.etag,
-                    r.resource,
-                    r.eventType,
-                    r.contentType,
-                    r.body,
-                    r.expiresAt,
-                )
-                for r in publications.values()
-                if r is not None
-            ]
-            if rows:
-                connection.executemany(_PUT_PUBLICATION, rows)
+                    subscriptions,
+                    _DELETE_SUBSCRIPTION,
+                    _PUT_SUBSCRIPTION,
+                    _subscriptionRow,
+                ),
+                (publications, _DELETE_PUBLICATION, _PUT_PUBLICATION, _publicationRow),
+            ):
+                deletions = [(k,) for k, r in changes.items() if r is None]
+                if deletions:
+                    connection.executemany(delete, deletions)
+                rows = [toRow(r) for r in changes.values() if r is not None]
+                if rows:
+                    connection.executemany(put, rows)
             connection.execute("COMMIT")
         except BaseException:
             if connection.in_transaction:

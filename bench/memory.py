@@ -8,9 +8,9 @@ notifier's runtime state together).
 
 Every subscription goes the whole way a real one goes, without sockets: a
 SUBSCRIBE is built as bytes (its own Call-ID, tags, Contact port and, by
-default, its own resource), parsed by L{sipevents.parser.parseMessage},
-handed to a L{sipevents.uas.UserAgent} as if it came from UDP, answered
-200 by the L{sipevents.notifier.Notifier}, whose first NOTIFY goes to a
+default, its own resource), parsed by L{sipevents.sip.parser.parseMessage},
+handed to a L{sipevents.sip.useragent.UserAgent} as if it came from UDP, answered
+200 by the L{sipevents.notifier.notifier.Notifier}, whose first NOTIFY goes to a
 fake transport layer that answers it 200 at once.
 
 Time is simulated (L{HeapClock}; Twisted's C{task.Clock} re-sorts every
@@ -162,16 +162,16 @@ def child(mode: str, count: int, resources: int) -> dict[str, Any]:
 
     from twisted.internet.defer import Deferred, succeed
 
-    from sipevents.addresses import Source, Target
-    from sipevents.message import Request, Response, makeResponse
-    from sipevents.notifier import Notifier
+    from sipevents.notifier.notifier import Notifier
+    from sipevents.notifier.publication import PublicationManager
     from sipevents.packages import PackageRegistry
     from sipevents.packages.presence import PresencePackage
-    from sipevents.parser import parseMessage
-    from sipevents.publication import PublicationManager
+    from sipevents.sip.addresses import Source, Target
+    from sipevents.sip.message import Request, Response, makeResponse
+    from sipevents.sip.parser import parseMessage
+    from sipevents.sip.useragent import UserAgent
     from sipevents.store.memory import MemoryStore
     from sipevents.testing import FakeSIPConnection
-    from sipevents.uas import UserAgent
 
     class AnsweringTransport:
         """

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """
-Parse + serialize throughput: L{sipevents.parser} against
+Parse + serialize throughput: L{sipevents.sip.parser} against
 C{twisted.protocols.sip}, on the same bytes, in the same run.
 
 Every iteration parses a different message. For each case a pool of
@@ -8,7 +8,7 @@ distinct datagrams (10,000 by default) is made from one template by varying
 what varies from transaction to transaction in real traffic: the Via
 branch, the From tag (and the To tag of an in-dialog NOTIFY), the Call-ID
 and the CSeq number. The pool is larger than any of the bounded caches in
-L{sipevents.uri}, L{sipevents.headers} and L{sipevents.parser}, and is
+L{sipevents.sip.uri}, L{sipevents.sip.headers} and L{sipevents.sip.parser}, and is
 walked in order, so a value that varies is never found in a cache: only
 what really repeats between messages (the same URIs, C{Max-Forwards: 70},
 C{Event: presence} ...) can be. Both parsers walk the same pool, taking
@@ -60,7 +60,7 @@ from sipevents import headers as _headers  # noqa: E402
 from sipevents import parser as _parser  # noqa: E402
 from sipevents import uri as _uri  # noqa: E402
 from sipevents.errors import ParseError  # noqa: E402
-from sipevents.parser import parseMessage  # noqa: E402
+from sipevents.sip.parser import parseMessage  # noqa: E402
 
 TWISTED_VERSION = importlib.metadata.version("twisted")
 
@@ -342,7 +342,7 @@ def check(name: str, pool: list[bytes], body: bytes) -> list[str]:
         try:
             message = parseMessage(data)
         except ParseError as e:
-            problems.append(f"{name}: sipevents.parser rejected it: {e}")
+            problems.append(f"{name}: sipevents.sip.parser rejected it: {e}")
             break
         if message.body != body:
             problems.append(

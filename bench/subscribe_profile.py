@@ -2,7 +2,7 @@
 """
 The server's CPU per SUBSCRIBE call, in process: the call flow of
 C{bench/subscribe.py} (C{tests/sipp/subscribe_uac.xml}) pushed through the
-real L{sipevents.service.SIPEventsService} stack, with no sockets and no
+real L{sipevents.app.service.SIPEventsService} stack, with no sockets and no
 SIPp, so that it can be profiled and its cost read without the noise of a
 shared machine.
 
@@ -54,7 +54,7 @@ if ROOT not in sys.path:
 
 from twisted.internet.selectreactor import SelectReactor  # noqa: E402
 
-from sipevents.service import SIPEventsService, tuneGarbageCollector  # noqa: E402
+from sipevents.app.service import SIPEventsService, tuneGarbageCollector  # noqa: E402
 from sipevents.store.memory import MemoryStore  # noqa: E402
 from sipevents.testing import MemoryUDPReactor  # noqa: E402
 

@@ -11,9 +11,9 @@ collector has to walk, decides both the server's memory and the length of
 its full collections (each of which stops the reactor).
 
 The script builds the server's receive path as C{twistd sipevents} has it:
-a L{sipevents.transport.TransportLayer} with one UDP socket on a
+a L{sipevents.sip.transport.TransportLayer} with one UDP socket on a
 L{sipevents.testing.MemoryUDPReactor} (datagrams in memory) delivering to a
-L{sipevents.uas.UserAgent} on a L{twisted.internet.task.Clock}. It feeds it
+L{sipevents.sip.useragent.UserAgent} on a L{twisted.internet.task.Clock}. It feeds it
 SIPp-like OPTIONS (the request of C{bench/options.xml}, with a different
 branch, From tag and Call-ID each), then measures:
 
@@ -53,9 +53,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from twisted.internet.task import Clock  # noqa: E402
 
+from sipevents.sip.transport import SIPDatagramProtocol, TransportLayer  # noqa: E402
+from sipevents.sip.useragent import UserAgent  # noqa: E402
 from sipevents.testing import MemoryUDPReactor  # noqa: E402
-from sipevents.transport import SIPDatagramProtocol, TransportLayer  # noqa: E402
-from sipevents.uas import UserAgent  # noqa: E402
 
 #: The OPTIONS of bench/options.xml as SIPp sends it (RFC 3261 section 11).
 TEMPLATE = (

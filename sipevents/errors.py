@@ -9,10 +9,11 @@ phrase (or drops the message and logs it when no response can be addressed).
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from sipevents.message import Message
+    from sipevents.sip.message import Message
 
 
 class SIPError(Exception):
@@ -49,7 +50,7 @@ class ParseError(SIPError):
     The bytes are not a well-formed SIP message (RFC 3261 section 25), or a
     typed header view could not parse its value.
 
-    This is the only exception that L{sipevents.parser} raises for bad input.
+    This is the only exception that L{sipevents.sip.parser} raises for bad input.
 
     @ivar partial: as much of the message as could be read, when the start
         line and header section could be split (so that a 400 can be addressed
@@ -171,3 +172,61 @@ class BadEvent(SIPError):
         headers = [("Allow-Events", ", ".join(allowEvents))] if allowEvents else []
         super().__init__(reason, headers=headers)
         self.allowEvents = list(allowEvents)
+
+
+class TransactionTimeout(SIPError):
+    """
+    No final response arrived before Timer F fired (RFC 3261 section
+    17.1.2.2), or no ACK before Timer H (section 17.2.1).
+
+    A UAC treats it as a 408 response (RFC 3261 section 8.1.3.1).
+    """
+
+    status = 408
+    defaultReason = "Request Timeout"
+
+
+class TransportFailure(SIPError):
+    """
+    The transport layer could not send a message of the transaction (RFC 3261
+    sections 17.1.4 and 17.2.4).
+
+    A UAC treats it as a 503 response (RFC 3261 section 8.1.3.1).
+
+    @ivar cause: what the transport reported, when it said anything.
+    """
+
+    status = 503
+    defaultReason = "Service Unavailable"
+
+    def __init__(
+        self, reason: str | None = None, cause: BaseException | None = None
+    ) -> None:
+        super().__init__(reason)
+        self.cause = cause
+
+
+class InvalidTransition(RuntimeError):
+    """
+    A state machine was given an input its current state has no transition
+    for. Nothing was done and the state is unchanged: this is a bug in the
+    caller (or a peer's message the caller should have refused first), and
+    is raised, never mapped to some other state.
+
+    Every declared table of sipevents raises it: transactions (RFC 3261
+    section 17), the notifier's subscriptions (RFC 6665 section 4.2) and the
+    subscriber's (RFC 6665 section 4.1.2).
+
+    @ivar machine: what refused it, as text (a C{repr} or a name).
+    @ivar state: the state the machine was in.
+    @ivar input: the refused input.
+    """
+
+    def __init__(self, machine: str, state: Enum, input: Enum, section: str) -> None:
+        self.machine = machine
+        self.state = state
+        self.input = input
+        super().__init__(
+            f"{machine}: {input.value} is not allowed in state {state.value} "
+            f"({section})"
+        )

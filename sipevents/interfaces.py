@@ -17,18 +17,17 @@ if TYPE_CHECKING:
 
     from twisted.internet.defer import Deferred
 
-    from sipevents.addresses import Source
-    from sipevents.digest import Credentials
     from sipevents.errors import ParseError
-    from sipevents.message import Message, Request, Response
+    from sipevents.events import Credentials, Notification, Termination
     from sipevents.records import PublicationRecord, SubscriptionRecord
-    from sipevents.subscriber import Notification, Subscription, Termination
+    from sipevents.sip.addresses import Source
+    from sipevents.sip.message import Message, Request, Response
 
 
 class ISIPConnection(Interface):
     """
     One way of sending SIP messages to peers: a UDP socket, or one TCP or TLS
-    connection. Provided by the Twisted protocols in L{sipevents.transport};
+    connection. Provided by the Twisted protocols in L{sipevents.sip.transport};
     the core sees only this.
     """
 
@@ -92,13 +91,13 @@ class IRequestContext(Interface):
     section 4.2.1.1).
     """
 
-    request = Attribute("L{sipevents.message.Request}: the request being answered.")
+    request = Attribute("L{sipevents.sip.message.Request}: the request being answered.")
     source = Attribute(
-        "L{sipevents.addresses.Source}: where the request came from (its "
+        "L{sipevents.sip.addresses.Source}: where the request came from (its "
         "connection, host and port)."
     )
     userAgent = Attribute(
-        "The L{sipevents.uas.UserAgent} that received the request; its "
+        "The L{sipevents.sip.useragent.UserAgent} that received the request; its "
         "C{sendRequest(request, target)} sends requests such as NOTIFY."
     )
     toTag = Attribute(
@@ -113,7 +112,7 @@ class IRequestContext(Interface):
         "(RFC 3261 section 12.2)."
     )
     finalResponse = Attribute(
-        "L{sipevents.message.Response} or C{None}: the final response sent, "
+        "L{sipevents.sip.message.Response} or C{None}: the final response sent, "
         "once there is one."
     )
 
@@ -136,7 +135,7 @@ class IRequestContext(Interface):
             C{None}.
         @param headers: further header fields, in order.
         @return: the response sent.
-        @raise sipevents.uas.AlreadyResponded: when a final response was
+        @raise sipevents.sip.useragent.AlreadyResponded: when a final response was
             already sent.
         """
 
@@ -145,7 +144,7 @@ class IRequestContext(Interface):
         Send a response the handler built itself; the user agent completes
         it like L{respond} does (To tag, C{Server}) before sending.
 
-        @raise sipevents.uas.AlreadyResponded: when a final response was
+        @raise sipevents.sip.useragent.AlreadyResponded: when a final response was
             already sent.
         """
 
@@ -179,8 +178,8 @@ class IRequestHandler(Interface):
         """
         Process C{request} and answer it in one of three ways:
 
-          - return a L{sipevents.message.Response} (built with
-            C{sipevents.message.makeResponse(request, code,
+          - return a L{sipevents.sip.message.Response} (built with
+            C{sipevents.sip.message.makeResponse(request, code,
             toTag=context.toTag)} or not: the user agent adds a missing To
             tag and C{Server} header);
           - answer through C{context} (L{IRequestContext.respond}) and return
@@ -320,7 +319,7 @@ class ISubscriptionAuthorizer(Interface):
             (L{sipevents.records.canonicalResource}).
         @param eventType: C{"presence"}, C{"presence.winfo"} ...
         @param request: the SUBSCRIBE.
-        @return: C{"accept"} or C{"reject"} (C{sipevents.authorization.
+        @return: C{"accept"} or C{"reject"} (C{sipevents.notifier.authorization.
             ACCEPT}/C{REJECT}), or a L{Deferred} firing with one. An
             immediate C{"reject"} answers 403. A L{Deferred} that has not
             fired yet makes the subscription pending (200, or 202 in RFC
@@ -444,7 +443,7 @@ class INotifier(Interface):
     The application's handle on the notifier (RFC 6665 section 4.2): drive
     NOTIFYs without PUBLISH, and end subscriptions.
 
-    Provided by L{sipevents.notifier.Notifier}; a Twisted application gets
+    Provided by L{sipevents.notifier.notifier.Notifier}; a Twisted application gets
     it from C{SIPEventsService.notifier}.
     """
 
@@ -495,32 +494,92 @@ class INotifier(Interface):
         """
 
 
+class ISubscription(Interface):
+    """
+    One subscription of a subscriber (RFC 6665 section 4.1): a handle for
+    one dialog usage, or for a fork of one (section 4.1.2.4).
+
+    Returned by L{ISubscriber.subscribe}; the application reads its state
+    and calls its methods on the reactor thread.
+    """
+
+    target = Attribute("L{str}: the URI subscribed to, as text.")
+    event = Attribute('L{str}: the event type, e.g. C{"presence"}.')
+    state = Attribute(
+        "The state of RFC 6665 section 4.1.2: init, NOTIFY wait, pending, "
+        "active or terminated (a L{sipevents.subscriber.states} member)."
+    )
+    notification = Attribute(
+        "The latest L{sipevents.events.Notification}, or C{None} before the first."
+    )
+    expiresAt = Attribute(
+        "L{float}: the clock time the subscription ends unless refreshed, or "
+        "C{None} before it is granted."
+    )
+    forkOf = Attribute(
+        "The L{ISubscription} this one forked from (RFC 6665 section "
+        "4.1.2.4), or C{None}."
+    )
+
+    def whenActive() -> Deferred[Notification]:
+        """
+        @return: a L{Deferred} that fires with the first C{active}
+            L{sipevents.events.Notification}, or fails with
+            L{sipevents.events.SubscriptionFailed} if the subscription ends
+            first.
+        """
+
+    def whenTerminated() -> Deferred[Termination]:
+        """
+        @return: a L{Deferred} that fires with the
+            L{sipevents.events.Termination} once the subscription has ended
+            with no re-subscription to come; it does not fail.
+        """
+
+    def refresh(expires: int | None = None) -> Deferred[None]:
+        """
+        Refresh now (RFC 6665 section 4.1.2.2); it happens by itself
+        otherwise.
+
+        @return: a L{Deferred} that fires on the 2xx.
+        """
+
+    def unsubscribe() -> Deferred[Termination]:
+        """
+        Send C{Expires: 0} (RFC 6665 section 4.1.2.3).
+
+        @return: a L{Deferred} that fires with the
+            L{sipevents.events.Termination} on the final NOTIFY, after
+            Timer N without one, or at once when nothing was established.
+        """
+
+
 class ISubscriptionObserver(Interface):
     """
     What the application gives L{ISubscriber.subscribe} to hear about one
     subscription (RFC 6665 section 4.1): its NOTIFYs, each new dialog usage
     (forks included, section 4.1.4) and its end.
 
-    Called by L{sipevents.subscriber.Subscription} on the reactor thread;
+    Called by L{sipevents.subscriber.subscriber.Subscription} on the reactor thread;
     every method returns nothing, and an exception it raises is logged and
     changes nothing (the NOTIFY has been answered 200 already).
-    L{sipevents.subscriber.SubscriptionObserver} is a do-nothing base to
+    L{sipevents.subscriber.subscriber.SubscriptionObserver} is a do-nothing base to
     subclass.
     """
 
     def notificationReceived(
-        subscription: Subscription, notification: Notification
+        subscription: ISubscription, notification: Notification
     ) -> None:
         """
         A NOTIFY arrived and was answered 200 (RFC 6665 section 4.1.3).
 
-        @param subscription: the L{sipevents.subscriber.Subscription} (a
+        @param subscription: the L{sipevents.subscriber.subscriber.Subscription} (a
             fork's own handle for a forked NOTIFY).
-        @param notification: the L{sipevents.subscriber.Notification}:
+        @param notification: the L{sipevents.events.Notification}:
             Subscription-State, Event, content type, body, the NOTIFY.
         """
 
-    def subscriptionStarted(subscription: Subscription) -> None:
+    def subscriptionStarted(subscription: ISubscription) -> None:
         """
         A dialog usage began: the first C{active} or C{pending} NOTIFY of a
         SUBSCRIBE, of a re-subscription, or of a fork (whose C{forkOf} is
@@ -528,13 +587,15 @@ class ISubscriptionObserver(Interface):
         that NOTIFY.
         """
 
-    def subscriptionEnded(subscription: Subscription, termination: Termination) -> None:
+    def subscriptionEnded(
+        subscription: ISubscription, termination: Termination
+    ) -> None:
         """
         A dialog usage ended (RFC 6665 section 4.1.2): a C{terminated}
         NOTIFY (after L{notificationReceived} for it), Timer N, a failed
         SUBSCRIBE, a local expiry or an unsubscription.
 
-        @param termination: the L{sipevents.subscriber.Termination}; its
+        @param termination: the L{sipevents.events.Termination}; its
             C{willRetry} says whether a re-subscription is scheduled on the
             same handle.
         """
@@ -545,13 +606,13 @@ class ISubscriber(Interface):
     The application's handle on the subscriber side (RFC 6665 section 4.1):
     subscribe to and poll remote resources.
 
-    Provided by L{sipevents.subscriber.Subscriber}, which is also the
+    Provided by L{sipevents.subscriber.subscriber.Subscriber}, which is also the
     L{IRequestHandler} for NOTIFY on its user agent; a Twisted application
-    gets one from C{sipevents.client.startSubscriber}.
+    gets one from C{sipevents.subscriber.client.startSubscriber}.
     """
 
     subscriptions = Attribute(
-        "A list of the live L{sipevents.subscriber.Subscription}s: forks, and "
+        "A list of the live subscriptions (L{ISubscription}): forks, and "
         "handles waiting to re-subscribe, included."
     )
 
@@ -568,11 +629,11 @@ class ISubscriber(Interface):
         proxy: str | None = None,
         credentials: Credentials | None = None,
         fromUri: str | None = None,
-    ) -> Subscription:
+    ) -> ISubscription:
         """
         Subscribe to C{event} at C{target}; the SUBSCRIBE is sent at once
         (RFC 6665 section 4.1.2.1) and refreshed, re-subscribed and
-        reported as L{sipevents.subscriber} describes.
+        reported as L{sipevents.subscriber.subscriber} describes.
 
         Called by applications.
 
@@ -590,10 +651,10 @@ class ISubscriber(Interface):
         @param proxy: an outbound proxy URI as text
             (C{"sip:127.0.0.1:5060;transport=tcp"}), sent to as a
             preloaded C{Route} with C{lr} (RFC 3261 section 8.1.2).
-        @param credentials: L{sipevents.digest.Credentials} to answer 401
+        @param credentials: L{sipevents.events.Credentials} to answer 401
             and 407 challenges with.
         @param fromUri: our From URI for this subscription.
-        @return: a L{sipevents.subscriber.Subscription} (a value, not a
+        @return: a L{sipevents.subscriber.subscriber.Subscription} (a value, not a
             L{Deferred}); its C{whenActive} and C{whenTerminated} give
             L{Deferred}s.
         @raise ValueError: for a target or proxy that cannot be sent to.
@@ -618,8 +679,8 @@ class ISubscriber(Interface):
         Called by applications; the arguments are those of L{subscribe}.
 
         @return: a L{Deferred} firing with the first NOTIFY's
-            L{sipevents.subscriber.Notification}, or failing with
-            L{sipevents.subscriber.SubscriptionFailed}.
+            L{sipevents.events.Notification}, or failing with
+            L{sipevents.events.SubscriptionFailed}.
         """
 
     def stop() -> Deferred[None]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from sipevents.uri import SIPURI, URI, TelURI, formatURI
+from sipevents.sip.uri import SIPURI, URI, TelURI, formatURI
 
 #: Subscription states (RFC 6665 section 4.2.2 and 8.2.3).
 PENDING = "pending"

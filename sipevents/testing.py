@@ -47,12 +47,12 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from zope.interface import implementer
 
-from sipevents.addresses import RELIABLE, Source, Target
 from sipevents.errors import ParseError
 from sipevents.interfaces import IMessageReceiver, ISIPConnection
-from sipevents.message import Message, Request, Response, makeResponse
-from sipevents.routing import formatHostPort
-from sipevents.uri import URI, parseURI
+from sipevents.sip.addresses import RELIABLE, Source, Target
+from sipevents.sip.message import Message, Request, Response, makeResponse
+from sipevents.sip.routing import formatHostPort
+from sipevents.sip.uri import URI, parseURI
 
 __all__ = [
     "RecordingTransportLayer",
@@ -210,7 +210,7 @@ def buildRequest(
     @param branch: the Via branch; a fresh one by default.
     @param rport: add a valueless C{rport} parameter (RFC 3581 section 3).
     @param via: C{False} to build the request without a Via, as a UAC core
-        does before L{sipevents.transport.TransportLayer.prepareRequest}.
+        does before L{sipevents.sip.transport.TransportLayer.prepareRequest}.
     @param fromTag: the From tag; a fresh one by default.
     @param toURI: the To URI; the Request-URI by default.
     @param toTag: a To tag (for an in-dialog request), or C{None}.
@@ -398,7 +398,7 @@ def connectStream(
 
 class RecordingTransportLayer:
     """
-    The half of a transport layer that L{sipevents.uas.UserAgent} sees,
+    The half of a transport layer that L{sipevents.sip.useragent.UserAgent} sees,
     recording instead of sending: give it to a C{UserAgent} on a
     L{twisted.internet.task.Clock} and a whole exchange (SUBSCRIBE, 200,
     NOTIFY ...) runs in a unit test without sockets.

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_authorization -*-
 """
-Tests for L{sipevents.authorization}: the default and list-based
+Tests for L{sipevents.notifier.authorization}: the default and list-based
 authorizers (RFC 6665 section 4.2.1.3) and resource policies (section
 4.2.1.1).
 """
@@ -10,7 +10,8 @@ from __future__ import annotations
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from sipevents.authorization import (
+from sipevents.interfaces import IResourcePolicy, ISubscriptionAuthorizer
+from sipevents.notifier.authorization import (
     ACCEPT,
     REJECT,
     AcceptAll,
@@ -19,7 +20,6 @@ from sipevents.authorization import (
     RejectAll,
     WatcherList,
 )
-from sipevents.interfaces import IResourcePolicy, ISubscriptionAuthorizer
 from sipevents.testing import buildRequest
 
 REQUEST = buildRequest("SUBSCRIBE", headers=[("Event", "presence")])

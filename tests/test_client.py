@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_client -*-
 """
-Tests for L{sipevents.client}: L{startSubscriber} and L{SubscriberClient},
+Tests for L{sipevents.subscriber.client}: L{startSubscriber} and L{SubscriberClient},
 end to end against our own notifier (L{SIPEventsService}) over real UDP,
 TCP and TLS sockets on 127.0.0.1, with digest authentication (RFC 3261
 section 22) played by a challenging wrapper around the notifier.
@@ -20,21 +20,24 @@ from twisted.python.filepath import FilePath
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
-from sipevents.client import DEFAULT_LISTEN, SubscriberClient, startSubscriber
+from sipevents.app.service import SIPEventsService
 from sipevents.config import TimerConfig
-from sipevents.digest import Credentials, parseAuthParams, verifyAuthorization
+from sipevents.events import Credentials, Notification, Termination
 from sipevents.interfaces import IRequestContext, IRequestHandler
-from sipevents.message import Request, Response, makeResponse
 from sipevents.packages import discoverPackages
 from sipevents.packages.presence import PresencePackage
-from sipevents.service import SIPEventsService
+from sipevents.sip.digest import parseAuthParams, verifyAuthorization
+from sipevents.sip.message import Request, Response, makeResponse
 from sipevents.store.memory import MemoryStore
-from sipevents.subscriber import (
-    Notification,
+from sipevents.subscriber.client import (
+    DEFAULT_LISTEN,
+    SubscriberClient,
+    startSubscriber,
+)
+from sipevents.subscriber.subscriber import (
     Subscriber,
     Subscription,
     SubscriptionObserver,
-    Termination,
 )
 from sipevents.testing import writeCertificates
 

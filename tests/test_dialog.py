@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_dialog -*-
 """
-Tests for L{sipevents.dialog}: the dialog a SUBSCRIBE creates at the UAS
+Tests for L{sipevents.sip.dialog}: the dialog a SUBSCRIBE creates at the UAS
 (RFC 3261 section 12.1.1), checks on requests inside it (section 12.2.2),
 and the requests we send in it (section 12.2.1.1).
 """
@@ -11,8 +11,9 @@ from dataclasses import replace
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from sipevents.addresses import Source, Target
-from sipevents.dialog import (
+from sipevents.errors import SIPError
+from sipevents.sip.addresses import Source, Target
+from sipevents.sip.dialog import (
     Dialog,
     OutOfOrder,
     addressField,
@@ -25,11 +26,10 @@ from sipevents.dialog import (
     remoteTargetOf,
     requestURIAndRoutes,
 )
-from sipevents.errors import SIPError
-from sipevents.message import Request
-from sipevents.parser import parseMessage
+from sipevents.sip.message import Request
+from sipevents.sip.parser import parseMessage
+from sipevents.sip.uri import formatURI
 from sipevents.testing import FakeSIPConnection, RecordingTransportLayer
-from sipevents.uri import formatURI
 
 
 def request(*extra: str, uri: str = "sip:bob@127.0.0.1", cseq: int = 4) -> Request:

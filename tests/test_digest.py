@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_digest -*-
 """
-Tests for L{sipevents.digest}: client-side HTTP Digest for SIP (RFC 3261
+Tests for L{sipevents.sip.digest}: client-side HTTP Digest for SIP (RFC 3261
 section 22, RFC 2617, RFC 7616), with the known answers of RFC 2617
 section 3.5 and RFC 7616 section 3.9.1.
 """
@@ -11,16 +11,16 @@ import hashlib
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from sipevents.digest import (
+from sipevents.events import Credentials
+from sipevents.sip.digest import (
     Challenge,
-    Credentials,
     authorizationFor,
     authorize,
     parseAuthParams,
     parseChallenge,
     verifyAuthorization,
 )
-from sipevents.message import Request, Response
+from sipevents.sip.message import Request, Response
 from sipevents.testing import buildRequest, buildResponse
 
 # RFC 2617 section 3.5.

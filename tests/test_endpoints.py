@@ -1,5 +1,5 @@
 """
-Tests for L{sipevents.endpoints}: C{udp:} descriptions and stream endpoint
+Tests for L{sipevents.sip.endpoints}: C{udp:} descriptions and stream endpoint
 strings.
 """
 
@@ -10,7 +10,7 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.testing import MemoryReactor
 from twisted.trial.unittest import SynchronousTestCase
 
-from sipevents.endpoints import (
+from sipevents.sip.endpoints import (
     MAX_DATAGRAM_SIZE,
     ListenDescription,
     describeAddress,

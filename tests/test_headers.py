@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_headers -*-
 """
-Tests for L{sipevents.headers}: typed header values (RFC 3261 section 20 and
+Tests for L{sipevents.sip.headers}: typed header values (RFC 3261 section 20 and
 25.1, RFC 6665 section 8.2), valid and invalid, and their round trips.
 """
 
@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from sipevents.errors import ParseError
-from sipevents.headers import (
+from sipevents.sip.headers import (
     WILDCARD,
     ContentType,
     CSeq,
@@ -42,7 +42,7 @@ from sipevents.headers import (
     parseVia,
     splitCommaList,
 )
-from sipevents.uri import SIPURI, AbsoluteURI, TelURI, parseURI
+from sipevents.sip.uri import SIPURI, AbsoluteURI, TelURI, parseURI
 
 
 def assertBad(

@@ -1,5 +1,5 @@
 """
-Integration tests for L{sipevents.transport} over real loopback sockets:
+Integration tests for L{sipevents.sip.transport} over real loopback sockets:
 UDP, TCP and TLS on 127.0.0.1 and ::1 (skipped without an IPv6 loopback).
 
 Every socket binds port 0 on loopback and is closed in cleanup. Messages
@@ -36,10 +36,11 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
-from sipevents.addresses import Source, Target
 from sipevents.interfaces import IMessageReceiver
-from sipevents.message import Message, Request, Response
-from sipevents.routing import formatHostPort, normalizeHost
+from sipevents.sip.addresses import Source, Target
+from sipevents.sip.message import Message, Request, Response
+from sipevents.sip.routing import formatHostPort, normalizeHost
+from sipevents.sip.transport import TransportError, TransportLayer
 from sipevents.testing import (
     MemoryReceiver,
     buildRequest,
@@ -48,7 +49,6 @@ from sipevents.testing import (
     newBranch,
     writeCertificates,
 )
-from sipevents.transport import TransportError, TransportLayer
 
 DATA = Path(__file__).parent / "data" / "rfc4475"
 

@@ -33,9 +33,9 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
-from sipevents.message import Response
-from sipevents.parser import StreamParser, parseMessage
-from sipevents.service import SIPEventsService
+from sipevents.app.service import SIPEventsService
+from sipevents.sip.message import Response
+from sipevents.sip.parser import StreamParser, parseMessage
 from sipevents.testing import newBranch
 
 #: The RFC 4475 messages, one per file (extracted for the parser tests).

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_interop_subscriber -*-
 """
-End-to-end tests of our subscriber (L{sipevents.client.startSubscriber})
+End-to-end tests of our subscriber (L{sipevents.subscriber.client.startSubscriber})
 against notifiers none of us wrote, and against our own, over real loopback
 sockets (issue 4, "Done when").
 
@@ -20,7 +20,7 @@ sockets (issue 4, "Done when").
     carries it; a poll (C{fetch}) gets the published document; a too short
     Expires gets 423 and is retried; a short subscription is refreshed in
     its dialog; an unserved package gets 489.
-  - Our own notifier (L{sipevents.service.SIPEventsService}, memory store,
+  - Our own notifier (L{sipevents.app.service.SIPEventsService}, memory store,
     in this process) over UDP, TCP and TLS (a certificate made in the
     test): subscribe, active NOTIFY, C{notifier.setState}, a NOTIFY with
     that body, unsubscribe, terminated.
@@ -46,14 +46,12 @@ from twisted.internet.task import deferLater
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import TestCase
 
-from sipevents.client import SubscriberClient, startSubscriber
-from sipevents.subscriber import (
+from sipevents.events import Notification, SubscriptionFailed, Termination
+from sipevents.subscriber.client import SubscriberClient, startSubscriber
+from sipevents.subscriber.subscriber import (
     ClientState,
-    Notification,
     Subscription,
-    SubscriptionFailed,
     SubscriptionObserver,
-    Termination,
 )
 from tests.kamailio import MISSING, findKamailio, logTail, startKamailio, stopKamailio
 from tests.test_client import NotifierMixin

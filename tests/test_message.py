@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_message -*-
 """
-Tests for L{sipevents.message}: the L{Headers} multimap, typed views,
+Tests for L{sipevents.sip.message}: the L{Headers} multimap, typed views,
 serialization and L{makeResponse}.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 from twisted.trial.unittest import SynchronousTestCase
 
 from sipevents.errors import ParseError
-from sipevents.headers import CSeq, Event, NameAddr, SubscriptionState, Via
-from sipevents.message import (
+from sipevents.sip.headers import CSeq, Event, NameAddr, SubscriptionState, Via
+from sipevents.sip.message import (
     Headers,
     Request,
     Response,
@@ -19,7 +19,7 @@ from sipevents.message import (
     makeResponse,
     reasonPhrase,
 )
-from sipevents.uri import SIPURI, parseURI
+from sipevents.sip.uri import SIPURI, parseURI
 
 # Addresses are loopback or example.com: nothing here goes on the wire.
 SUBSCRIBE_FIELDS = [
@@ -227,7 +227,7 @@ class HeadersTests(SynchronousTestCase):
 
 class TypedViewTests(SynchronousTestCase):
     """
-    The typed views of L{sipevents.message.Message}, parsed once and cached
+    The typed views of L{sipevents.sip.message.Message}, parsed once and cached
     until a field changes.
     """
 

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_notifier -*-
 """
-Tests for L{sipevents.notifier}: SUBSCRIBE handling (RFC 6665 section
+Tests for L{sipevents.notifier.notifier}: SUBSCRIBE handling (RFC 6665 section
 4.2.1), NOTIFY generation (section 4.2.2), coalescing (section 5.4.10), the
 application API and restarts, with whole SUBSCRIBE/NOTIFY exchanges run
 through a real L{UserAgent} on a fake transport layer and a L{Clock}, with
@@ -19,8 +19,6 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from sipevents.addresses import Source, Target
-from sipevents.authorization import ACCEPT, REJECT, KnownResources, RejectAll
 from sipevents.errors import BadEvent, SIPError
 from sipevents.interfaces import (
     IEventPackage,
@@ -28,16 +26,18 @@ from sipevents.interfaces import (
     IRequestHandler,
     ISubscriptionAuthorizer,
 )
-from sipevents.message import Request, Response, makeResponse
-from sipevents.notifier import REMOVING_CODES, Notifier
+from sipevents.notifier.authorization import ACCEPT, REJECT, KnownResources, RejectAll
+from sipevents.notifier.notifier import REMOVING_CODES, Notifier
+from sipevents.notifier.publication import PublicationManager
 from sipevents.packages import PackageRegistry
 from sipevents.packages.presence import PIDF_TYPE, PresencePackage
-from sipevents.parser import parseMessage
-from sipevents.publication import PublicationManager
 from sipevents.records import ACTIVE, PENDING, SubscriptionRecord
+from sipevents.sip.addresses import Source, Target
+from sipevents.sip.message import Request, Response, makeResponse
+from sipevents.sip.parser import parseMessage
+from sipevents.sip.useragent import UserAgent
 from sipevents.store.memory import MemoryStore
 from sipevents.testing import FakeSIPConnection, RecordingTransportLayer
-from sipevents.uas import UserAgent
 
 #: The event package of most tests.
 PKG = "test-state"
@@ -1580,8 +1580,8 @@ class WireTests(SynchronousTestCase):
     """
 
     def setUp(self) -> None:
+        from sipevents.sip.transport import TransportLayer
         from sipevents.testing import MemoryUDPReactor
-        from sipevents.transport import TransportLayer
 
         self.reactor = MemoryUDPReactor()
         self.ua = UserAgent(self.reactor)
@@ -1653,8 +1653,8 @@ class WireTests(SynchronousTestCase):
         Over TCP without a route set, the NOTIFY goes back on the
         connection the SUBSCRIBE came on, and the Contact says TCP.
         """
+        from sipevents.sip.transport import SIPStreamFactory
         from sipevents.testing import connectStream
-        from sipevents.transport import SIPStreamFactory
 
         protocol, transport = connectStream(
             SIPStreamFactory(self.layer, "TCP"), ("127.0.0.1", 40000)
@@ -1665,7 +1665,7 @@ class WireTests(SynchronousTestCase):
             contact="<sip:alice@127.0.0.1:40000;transport=tcp>",
         )
         protocol.dataReceived(request.toBytes())
-        from sipevents.parser import StreamParser
+        from sipevents.sip.parser import StreamParser
 
         messages = StreamParser().feed(transport.value())
         ok, notify = messages

@@ -19,12 +19,12 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from sipevents.errors import BadEvent
-from sipevents.headers import parseEvent
 from sipevents.interfaces import IEventPackage
 from sipevents.packages import PackageRegistry, discoverPackages
 from sipevents.packages.messagesummary import MessageSummaryPackage
 from sipevents.packages.presence import PresencePackage
 from sipevents.records import SubscriptionRecord
+from sipevents.sip.headers import parseEvent
 
 
 @implementer(IEventPackage)

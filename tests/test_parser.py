@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_parser -*-
 """
-Tests for L{sipevents.parser}: datagram parsing, stream framing, limits and
+Tests for L{sipevents.sip.parser}: datagram parsing, stream framing, limits and
 the partial messages attached to errors.
 """
 
@@ -10,19 +10,19 @@ import random
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from sipevents import parser
 from sipevents.config import Limits
 from sipevents.errors import MessageTooLarge, ParseError
-from sipevents.headers import CSeq, Via
-from sipevents.message import Request, Response
-from sipevents.parser import (
+from sipevents.sip import parser
+from sipevents.sip.headers import CSeq, Via
+from sipevents.sip.message import Request, Response
+from sipevents.sip.parser import (
     KNOWN_METHODS,
     KeepAlive,
     StreamItem,
     StreamParser,
     parseMessage,
 )
-from sipevents.uri import SIPURI, TelURI
+from sipevents.sip.uri import SIPURI, TelURI
 
 VIA = "SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1a2b3c;rport"
 

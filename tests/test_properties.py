@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_properties -*-
 """
-Property tests (Hypothesis) for L{sipevents.parser}.
+Property tests (Hypothesis) for L{sipevents.sip.parser}.
 
   - Generated requests and responses (any method, SIP, SIPS and tel URIs,
     compact header names, UTF-8 display names, reason phrases and header
@@ -11,7 +11,7 @@ Property tests (Hypothesis) for L{sipevents.parser}.
     Via, From, To, Call-ID, CSeq, Max-Forwards and Content-Length that do
     not raise.
   - The parser's quick checks of common header forms accept nothing that
-    the typed parsers of L{sipevents.headers} refuse.
+    the typed parsers of L{sipevents.sip.headers} refuse.
   - The parser's fast path builds exactly what its general path builds
     (start line, header fields, typed-view cache, body), from datagrams
     and from streams, and refuses nothing that the general path accepts;
@@ -27,12 +27,12 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from sipevents import headers as h
-from sipevents import parser
 from sipevents.errors import ParseError
-from sipevents.message import Message, Request, Response
-from sipevents.parser import KNOWN_METHODS, KeepAlive, StreamParser, parseMessage
-from sipevents.uri import SIPURI, URI, TelURI, formatURI
+from sipevents.sip import headers as h
+from sipevents.sip import parser
+from sipevents.sip.message import Message, Request, Response
+from sipevents.sip.parser import KNOWN_METHODS, KeepAlive, StreamParser, parseMessage
+from sipevents.sip.uri import SIPURI, URI, TelURI, formatURI
 
 bounded = settings(max_examples=200, deadline=None)
 
@@ -575,7 +575,7 @@ def contacts(draw: st.DrawFn) -> str:
 
 class QuickPathTests(SynchronousTestCase):
     """
-    The quick paths of the typed parsers of L{sipevents.headers}, for the
+    The quick paths of the typed parsers of L{sipevents.sip.headers}, for the
     common forms of values, give exactly what their general paths give.
     """
 

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_publication -*-
 """
-Tests for L{sipevents.publication}: PUBLISH handling (RFC 3903 section 6,
+Tests for L{sipevents.notifier.publication}: PUBLISH handling (RFC 3903 section 6,
 every step and status), expiry, composition of several publications,
 application state, restart from the store, and bad input (RFC 3903 section
 6 step 5, issue 3 item 5).
@@ -21,11 +21,10 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from sipevents.addresses import Source
 from sipevents.config import TimerConfig
 from sipevents.errors import SIPError
 from sipevents.interfaces import IRequestHandler, IResourcePolicy
-from sipevents.message import Response
+from sipevents.notifier.publication import PublicationManager, applicationETag
 from sipevents.packages import PackageRegistry
 from sipevents.packages.messagesummary import (
     MESSAGE_SUMMARY_TYPE,
@@ -33,11 +32,12 @@ from sipevents.packages.messagesummary import (
     MessageSummaryPackage,
 )
 from sipevents.packages.presence import PIDF_TYPE, PresencePackage, PresenceState
-from sipevents.publication import PublicationManager, applicationETag
 from sipevents.records import PublicationRecord
+from sipevents.sip.addresses import Source
+from sipevents.sip.message import Response
+from sipevents.sip.useragent import UserAgent
 from sipevents.store.memory import MemoryStore
 from sipevents.testing import FakeSIPConnection, RecordingTransportLayer, buildRequest
-from sipevents.uas import UserAgent
 from tests.test_presence import BILLION_LAUGHS, EXTERNAL_ENTITY, pidf, tuple_
 
 RESOURCE = "sip:bob@127.0.0.1"

@@ -16,7 +16,7 @@ file:
   - the start-up log says how many subscriptions were restored.
 
 The watchers and the publisher are a plain UDP socket in this process
-(messages written here, parsed with L{sipevents.parser.parseMessage}).
+(messages written here, parsed with L{sipevents.sip.parser.parseMessage}).
 Only 127.0.0.1 is used, and only the twistd processes this test started
 are signalled, by PID.
 """
@@ -33,8 +33,8 @@ from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from sipevents.message import Request, Response
-from sipevents.parser import parseMessage
+from sipevents.sip.message import Request, Response
+from sipevents.sip.parser import parseMessage
 from tests.test_sipp import LOOPBACK, freePort
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_rfc4475 -*-
 """
-The SIP torture test messages of RFC 4475 through L{sipevents.parser}.
+The SIP torture test messages of RFC 4475 through L{sipevents.sip.parser}.
 
 One test per message, named after its file in C{tests/data/rfc4475/}, which
 holds the bit-exact messages extracted from the archive in RFC 4475 appendix
@@ -8,7 +8,7 @@ A (plus C{test.dat}, which the archive carries without describing it).
 Valid messages must parse to the right values and survive
 C{parseMessage(m.toBytes()) == m}; invalid ones must raise L{ParseError}
 with the status to answer with. Where RFC 4475 leaves a choice, the test
-docstring says which one L{sipevents.parser} makes.
+docstring says which one L{sipevents.sip.parser} makes.
 
 Only the parser runs here: these messages carry RFC 5737 addresses, and
 nothing is ever sent to them.
@@ -20,10 +20,10 @@ from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 
 from sipevents.errors import ParseError
-from sipevents.headers import CSeq
-from sipevents.message import Message, Request, Response
-from sipevents.parser import StreamParser, parseMessage
-from sipevents.uri import SIPURI, AbsoluteURI
+from sipevents.sip.headers import CSeq
+from sipevents.sip.message import Message, Request, Response
+from sipevents.sip.parser import StreamParser, parseMessage
+from sipevents.sip.uri import SIPURI, AbsoluteURI
 
 DATA = FilePath(__file__).sibling("data").child("rfc4475")
 

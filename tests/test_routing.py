@@ -1,5 +1,5 @@
 """
-Tests for L{sipevents.routing}: Via stamping (RFC 3261 section 18.2.1,
+Tests for L{sipevents.sip.routing}: Via stamping (RFC 3261 section 18.2.1,
 RFC 3581 section 4), response addresses (RFC 3261 section 18.2.2) and
 request targets (RFC 3261 section 19.1.2, RFC 3263).
 """
@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from sipevents.addresses import Source, Target
-from sipevents.headers import parseVia
-from sipevents.message import Request
-from sipevents.routing import (
+from sipevents.sip.addresses import Source, Target
+from sipevents.sip.headers import parseVia
+from sipevents.sip.message import Request
+from sipevents.sip.routing import (
     _canonicalIP,
     formatHostPort,
     isIPAddress,
@@ -22,8 +22,8 @@ from sipevents.routing import (
     stampReceived,
     targetFromURI,
 )
+from sipevents.sip.uri import parseURI
 from sipevents.testing import FakeSIPConnection, buildRequest
-from sipevents.uri import parseURI
 
 UDP_SOURCE = Source(FakeSIPConnection("UDP"), "127.0.0.1", 40000)
 TCP_SOURCE = Source(FakeSIPConnection("TCP"), "127.0.0.1", 40000)

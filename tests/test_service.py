@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_service -*-
 """
-Tests for L{sipevents.service}: the service on an in-memory reactor, and on
+Tests for L{sipevents.app.service}: the service on an in-memory reactor, and on
 the real one with loopback ports.
 """
 
@@ -19,10 +19,10 @@ from twisted.internet.task import Clock
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from sipevents.app.service import GC_THRESHOLDS, SIPEventsService, tuneGarbageCollector
 from sipevents.config import TimerConfig
-from sipevents.message import Response
-from sipevents.parser import parseMessage
-from sipevents.service import GC_THRESHOLDS, SIPEventsService, tuneGarbageCollector
+from sipevents.sip.message import Response
+from sipevents.sip.parser import parseMessage
 from sipevents.testing import MemoryDatagramTransport, MemoryUDPReactor
 
 OPTIONS = (

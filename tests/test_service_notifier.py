@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_service_notifier -*-
 """
 Tests for the notifier as the C{twistd sipevents} service wires it
-(L{sipevents.service}, L{sipevents.tap}): the store, the event packages,
+(L{sipevents.app.service}, L{sipevents.app.tap}): the store, the event packages,
 the publication manager and the notifier behind one user agent, their
 start and stop order, the options that configure them, and whole
 SUBSCRIBE / PUBLISH / NOTIFY exchanges with our own messages, in memory
@@ -24,18 +24,18 @@ from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
+from sipevents.app.service import STARTING_RETRY_AFTER, SIPEventsService
+from sipevents.app.tap import DEFAULT_STORE, Options, makeService
 from sipevents.interfaces import INotifier, IRequestHandler
-from sipevents.message import Request, Response
-from sipevents.notifier import Notifier
+from sipevents.notifier.notifier import Notifier
+from sipevents.notifier.publication import PublicationManager
 from sipevents.packages.messagesummary import MessageSummaryPackage
 from sipevents.packages.presence import PresencePackage
-from sipevents.parser import StreamParser, parseMessage
-from sipevents.publication import PublicationManager
 from sipevents.records import ACTIVE, PublicationRecord, SubscriptionRecord
-from sipevents.service import STARTING_RETRY_AFTER, SIPEventsService
+from sipevents.sip.message import Request, Response
+from sipevents.sip.parser import StreamParser, parseMessage
 from sipevents.store.memory import MemoryStore
 from sipevents.store.sqlite import SQLiteStore
-from sipevents.tap import DEFAULT_STORE, Options, makeService
 from sipevents.testing import MemoryDatagramTransport, MemoryUDPReactor
 from tests.test_client import NotifierMixin
 
@@ -309,7 +309,7 @@ class WiringTests(_InMemory):
 
 class StartStopTests(_InMemory):
     """
-    The start and stop order (see L{sipevents.service}).
+    The start and stop order (see L{sipevents.app.service}).
     """
 
     def test_rfc3261_21_5_4_unavailableWhileLoading(self) -> None:
@@ -530,7 +530,7 @@ class NotifierThroughServiceTests(_InMemory):
 
 class OptionsTests(SynchronousTestCase):
     """
-    The notifier's options of C{twistd sipevents} (L{sipevents.tap}).
+    The notifier's options of C{twistd sipevents} (L{sipevents.app.tap}).
     """
 
     def parse(self, *argv: str) -> Options:

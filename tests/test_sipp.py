@@ -4,7 +4,7 @@ End-to-end tests with a foreign peer: SIPp (Debian's C{sip-tester}) sends
 OPTIONS to the real sipevents service over loopback UDP and TCP.
 
 The service runs in this process on the global reactor (built by
-L{sipevents.tap.makeService} from the same options C{twistd sipevents} takes),
+L{sipevents.app.tap.makeService} from the same options C{twistd sipevents} takes),
 so trial sees anything it logs as an error and its cleanup is checked. SIPp
 runs as a child process (C{tests/sipp/options_uac.xml}); its exit code and
 its statistics file (C{-trace_stat}) say whether every call got a 200 that
@@ -34,8 +34,8 @@ from twisted.internet.task import deferLater
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SkipTest, TestCase
 
-from sipevents import tap
-from sipevents.service import SIPEventsService
+from sipevents.app import tap
+from sipevents.app.service import SIPEventsService
 
 LOOPBACK = "127.0.0.1"
 #: The SIPp scenarios of every end-to-end test (C{tests/sipp/*.xml}).

@@ -6,7 +6,7 @@ subscription expire and publishes, against the real sipevents service over
 loopback UDP and TCP (issue 3, "Done when").
 
 The service runs in this process on the global reactor, built by
-L{sipevents.tap.makeService} from the options C{twistd sipevents} takes
+L{sipevents.app.tap.makeService} from the options C{twistd sipevents} takes
 (C{--store memory --min-expires 2}, UDP and TCP on one free loopback port),
 so trial sees anything it logs as an error and checks its cleanup. Each
 SIPp scenario in C{tests/sipp/} makes its checks itself (status codes,

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_subscriber -*-
 """
-Tests for L{sipevents.subscriber}: the subscriber side of RFC 6665
+Tests for L{sipevents.subscriber.subscriber}: the subscriber side of RFC 6665
 (section 4.1), driven through a real L{UserAgent} on a recording
 transport layer and a L{Clock}: responses and NOTIFYs are parsed from
 text and fed to the user agent, and the SUBSCRIBEs it sends are checked.
@@ -16,24 +16,28 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from sipevents import digest
-from sipevents.addresses import Source, Target
-from sipevents.interfaces import IRequestHandler, ISubscriber, ISubscriptionObserver
-from sipevents.message import Message, Request, Response, makeResponse
-from sipevents.parser import parseMessage
-from sipevents.subscriber import (
-    DEFAULT_EXPIRES,
-    ClientInput,
-    ClientState,
-    InvalidTransition,
+from sipevents.errors import InvalidTransition
+from sipevents.events import (
     Notification,
-    Subscriber,
-    Subscription,
     SubscriptionFailed,
-    SubscriptionObserver,
     SubscriptionTerminated,
     SubscriptionTimedOut,
     Termination,
+)
+from sipevents.interfaces import IRequestHandler, ISubscriber, ISubscriptionObserver
+from sipevents.sip import digest
+from sipevents.sip.addresses import Source, Target
+from sipevents.sip.message import Message, Request, Response, makeResponse
+from sipevents.sip.parser import parseMessage
+from sipevents.sip.uri import formatURI
+from sipevents.sip.useragent import UserAgent
+from sipevents.subscriber.subscriber import (
+    DEFAULT_EXPIRES,
+    ClientInput,
+    ClientState,
+    Subscriber,
+    Subscription,
+    SubscriptionObserver,
     backoff,
     nextState,
     refreshDelay,
@@ -44,8 +48,6 @@ from sipevents.testing import (
     RecordingTransportLayer,
     buildRequest,
 )
-from sipevents.uas import UserAgent
-from sipevents.uri import formatURI
 
 BOB = "sip:bob@127.0.0.1:5060"
 NOTIFIER = Target("UDP", "127.0.0.1", 5060)
@@ -704,7 +706,7 @@ class InitialSubscribeTests(SubscriberMixin, SynchronousTestCase):
 
 class DigestTests(SubscriberMixin, SynchronousTestCase):
     """
-    401 and 407 answered with L{sipevents.digest} (RFC 3261 section 22.2
+    401 and 407 answered with L{sipevents.sip.digest} (RFC 3261 section 22.2
     and 22.3).
     """
 
@@ -1681,9 +1683,9 @@ class NotifierIntegrationTests(SynchronousTestCase):
         Subscribe, get the active NOTIFY with the state, see a state change,
         unsubscribe and get the final NOTIFY.
         """
-        from sipevents.notifier import Notifier
+        from sipevents.notifier.notifier import Notifier
+        from sipevents.notifier.publication import PublicationManager
         from sipevents.packages import PackageRegistry
-        from sipevents.publication import PublicationManager
         from sipevents.store.memory import MemoryStore
         from tests.test_notifier import PKG, TextPackage
 

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_subscription -*-
 """
-Tests for L{sipevents.subscription}: the notifier's declared state machine
+Tests for L{sipevents.notifier.states}: the notifier's declared state machine
 (RFC 6665 section 4.2.2) and the rules applied to a SUBSCRIBE (sections
 3.1.1, 3.1.3, 4.2.1.1 and 8.2.3).
 """
@@ -9,12 +9,9 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from sipevents.errors import IntervalTooBrief, NotAcceptable
-from sipevents.headers import parseAccept, parseSubscriptionState
-from sipevents.records import ACTIVE, PENDING, TERMINATED
-from sipevents.subscription import (
+from sipevents.errors import IntervalTooBrief, InvalidTransition, NotAcceptable
+from sipevents.notifier.states import (
     TRANSITIONS,
-    InvalidTransition,
     NotifyKind,
     SubscriptionInput,
     SubscriptionState,
@@ -23,6 +20,8 @@ from sipevents.subscription import (
     negotiateExpires,
     transition,
 )
+from sipevents.records import ACTIVE, PENDING, TERMINATED
+from sipevents.sip.headers import parseAccept, parseSubscriptionState
 
 S = SubscriptionState
 I = SubscriptionInput  # noqa: E741

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_tap -*-
 """
-Tests for L{sipevents.tap} and the C{twistd sipevents} plugin.
+Tests for L{sipevents.app.tap} and the C{twistd sipevents} plugin.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from twisted.plugin import getPlugins
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
+from sipevents.app.service import SIPEventsService
+from sipevents.app.tap import DEFAULT_LISTEN, Options, makeService
 from sipevents.config import DEFAULT_LIMITS, DEFAULT_TIMERS, TimerConfig
-from sipevents.service import SIPEventsService
-from sipevents.tap import DEFAULT_LISTEN, Options, makeService
 
 #: The checkout, whose C{twisted/plugins} holds the dropin.
 ROOT = Path(__file__).resolve().parent.parent

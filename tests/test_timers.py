@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_timers -*-
 """
-Tests for L{sipevents.timers.TimerQueue}: many deadlines on one
+Tests for L{sipevents.sip.timers.TimerQueue}: many deadlines on one
 C{IDelayedCall}, driven by a L{Clock}.
 """
 
@@ -12,7 +12,7 @@ from twisted.internet.task import Clock
 from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
-from sipevents.timers import LookupTimerQueue, TimerQueue
+from sipevents.sip.timers import LookupTimerQueue, TimerQueue
 
 
 class TimerQueueTests(SynchronousTestCase):

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_transaction -*-
 """
-Tests for L{sipevents.transaction}: RFC 3261 section 17 transactions, their
+Tests for L{sipevents.sip.transaction}: RFC 3261 section 17 transactions, their
 timers (appendix A) and matching (sections 17.1.3, 17.2.3 and 9.2).
 """
 
@@ -17,15 +17,19 @@ from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
 from sipevents.config import TimerConfig
-from sipevents.errors import SIPError
-from sipevents.message import Request, Response, makeResponse
-from sipevents.parser import parseMessage
-from sipevents.transaction import (
+from sipevents.errors import (
+    InvalidTransition,
+    SIPError,
+    TransactionTimeout,
+    TransportFailure,
+)
+from sipevents.sip.message import Request, Response, makeResponse
+from sipevents.sip.parser import parseMessage
+from sipevents.sip.transaction import (
     MAGIC_COOKIE,
     ClientInput,
     ClientState,
     ClientTransaction,
-    InvalidTransition,
     InviteServerInput,
     InviteServerState,
     InviteServerTransaction,
@@ -33,11 +37,9 @@ from sipevents.transaction import (
     ServerState,
     ServerTransaction,
     TransactionManager,
-    TransactionTimeout,
-    TransportFailure,
     _FixedDelayQueue,
 )
-from sipevents.uri import parseURI
+from sipevents.sip.uri import parseURI
 
 
 def makeRequest(

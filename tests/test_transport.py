@@ -1,5 +1,5 @@
 """
-Unit tests for L{sipevents.transport}, with in-memory transports and a
+Unit tests for L{sipevents.sip.transport}, with in-memory transports and a
 L{Clock}: no sockets.
 """
 
@@ -19,12 +19,20 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from sipevents.addresses import Source, Target
 from sipevents.config import Limits
 from sipevents.errors import ParseError
 from sipevents.interfaces import IMessageReceiver, ISIPConnection
-from sipevents.message import Request, Response
-from sipevents.parser import parseMessage
+from sipevents.sip.addresses import Source, Target
+from sipevents.sip.message import Request, Response
+from sipevents.sip.parser import parseMessage
+from sipevents.sip.transport import (
+    DEFAULT_UDP_RECEIVE_BUFFER,
+    SIPDatagramProtocol,
+    SIPStreamFactory,
+    SIPStreamProtocol,
+    TransportError,
+    TransportLayer,
+)
 from sipevents.testing import (
     FakeSIPConnection,
     MemoryDatagramTransport,
@@ -33,14 +41,6 @@ from sipevents.testing import (
     buildRequest,
     buildResponse,
     connectStream,
-)
-from sipevents.transport import (
-    DEFAULT_UDP_RECEIVE_BUFFER,
-    SIPDatagramProtocol,
-    SIPStreamFactory,
-    SIPStreamProtocol,
-    TransportError,
-    TransportLayer,
 )
 
 #: A request whose Via, From, To, Call-ID and CSeq are good but whose

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_uas -*-
 """
-Tests for L{sipevents.uas}: the user agent core (RFC 3261 section 8.2, 9.2,
+Tests for L{sipevents.sip.useragent}: the user agent core (RFC 3261 section 8.2, 9.2,
 11 and 17), with a fake transport layer and a L{Clock}.
 """
 
@@ -15,7 +15,6 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from sipevents import __version__
-from sipevents.addresses import Source, Target
 from sipevents.config import TimerConfig
 from sipevents.errors import SIPError
 from sipevents.interfaces import (
@@ -23,23 +22,24 @@ from sipevents.interfaces import (
     IRequestContext,
     IRequestHandler,
 )
-from sipevents.message import Message, Request, Response, makeResponse
-from sipevents.parser import parseMessage
-from sipevents.testing import (
-    FakeSIPConnection,
-    MemoryUDPReactor,
-    RecordingTransportLayer,
-    connectStream,
-)
-from sipevents.transport import TransportLayer
-from sipevents.uas import (
+from sipevents.sip.addresses import Source, Target
+from sipevents.sip.message import Message, Request, Response, makeResponse
+from sipevents.sip.parser import parseMessage
+from sipevents.sip.transport import TransportLayer
+from sipevents.sip.uri import parseURI
+from sipevents.sip.useragent import (
     AlreadyResponded,
     FunctionHandler,
     MergedRequests,
     OptionsHandler,
     UserAgent,
 )
-from sipevents.uri import parseURI
+from sipevents.testing import (
+    FakeSIPConnection,
+    MemoryUDPReactor,
+    RecordingTransportLayer,
+    connectStream,
+)
 
 TIMERS = TimerConfig()
 
@@ -124,7 +124,7 @@ class UserAgentTestsMixin:
 
 class InterfaceTests(UserAgentTestsMixin, SynchronousTestCase):
     """
-    The objects of L{sipevents.uas} provide their interfaces.
+    The objects of L{sipevents.sip.useragent} provide their interfaces.
     """
 
     def test_userAgentProvidesIMessageReceiver(self) -> None:

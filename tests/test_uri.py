@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_uri -*-
 """
-Tests for L{sipevents.uri}: SIP, SIPS, tel and other absolute URIs (RFC 3261
+Tests for L{sipevents.sip.uri}: SIP, SIPS, tel and other absolute URIs (RFC 3261
 section 19.1 and 25.1, RFC 3966), their text form and their comparison.
 """
 
@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from sipevents.errors import ParseError
-from sipevents.uri import (
+from sipevents.sip.uri import (
     SIPURI,
     URI,
     AbsoluteURI,

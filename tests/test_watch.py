@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_watch -*-
 """
-Tests for L{sipevents.watch}, the C{sipevents-watch} command: option
+Tests for L{sipevents.app.watch}, the C{sipevents-watch} command: option
 parsing, the output formats (pure functions), and whole watches against our
 own notifier on 127.0.0.1 (RFC 6665 section 4.1), in process and as a
 subprocess stopped by SIGINT.
@@ -25,15 +25,8 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
-import sipevents.watch
-from sipevents.config import DEFAULT_TIMERS
-from sipevents.digest import Credentials
-from sipevents.headers import parseEvent, parseSubscriptionState
-from sipevents.interfaces import IRequestContext, IRequestHandler
-from sipevents.message import Request, Response
-from sipevents.subscriber import Notification, Termination
-from sipevents.testing import buildRequest
-from sipevents.watch import (
+import sipevents.app.watch
+from sipevents.app.watch import (
     EXIT_FAILURE,
     EXIT_OK,
     EXIT_USAGE,
@@ -47,6 +40,12 @@ from sipevents.watch import (
     proxyURI,
     watch,
 )
+from sipevents.config import DEFAULT_TIMERS
+from sipevents.events import Credentials, Notification, Termination
+from sipevents.interfaces import IRequestContext, IRequestHandler
+from sipevents.sip.headers import parseEvent, parseSubscriptionState
+from sipevents.sip.message import Request, Response
+from sipevents.testing import buildRequest
 from tests.test_client import LOOPBACK, PIDF, WAIT, NotifierMixin
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -583,10 +582,10 @@ class WatchTests(NotifierMixin, TestCase):
     ) -> Generator[Deferred[Any], Any, None]:
         """
         When the notifier does not confirm the unsubscribe, the watch exits
-        anyway after L{sipevents.watch.UNSUBSCRIBE_TIMEOUT}, saying so.
+        anyway after L{sipevents.app.watch.UNSUBSCRIBE_TIMEOUT}, saying so.
         """
         deaf = self.deafen()
-        self.patch(sipevents.watch, "UNSUBSCRIBE_TIMEOUT", 0.1)
+        self.patch(sipevents.app.watch, "UNSUBSCRIBE_TIMEOUT", 0.1)
         running, out, err, stop = self.startWatch(
             self.alice, "--event", "presence", "--t1", "0.01"
         )
@@ -605,7 +604,7 @@ class WatchTests(NotifierMixin, TestCase):
         A second signal stops waiting for the unsubscribe at once.
         """
         self.deafen()
-        self.patch(sipevents.watch, "UNSUBSCRIBE_TIMEOUT", 30.0)
+        self.patch(sipevents.app.watch, "UNSUBSCRIBE_TIMEOUT", 30.0)
         running, out, err, stop = self.startWatch(
             self.alice, "--event", "presence", "--t1", "0.01"
         )
@@ -768,7 +767,7 @@ class _Process(ProcessProtocol):
 
 class CommandTests(NotifierMixin, TestCase):
     """
-    C{python -m sipevents.watch} as a separate process, stopped by a real
+    C{python -m sipevents.app.watch} as a separate process, stopped by a real
     SIGINT.
     """
 
@@ -795,7 +794,7 @@ class CommandTests(NotifierMixin, TestCase):
             [
                 sys.executable,
                 "-m",
-                "sipevents.watch",
+                "sipevents.app.watch",
                 f"sip:alice@127.0.0.1:{self.udpPort}",
                 "--event",
                 "presence",

@@ -37,8 +37,8 @@ from twisted.logger import Logger
 from twisted.plugin import getPlugins
 
 from sipevents.errors import BadEvent
-from sipevents.headers import Event
 from sipevents.interfaces import IEventPackage
+from sipevents.sip.headers import Event
 
 __all__ = ["PackageRegistry", "discoverPackages"]
 

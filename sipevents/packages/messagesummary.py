@@ -47,7 +47,7 @@ from zope.interface import implementer
 
 from sipevents.errors import ParseError, SIPError, UnsupportedMediaType
 from sipevents.interfaces import IEventPackage
-from sipevents.uri import parseURI
+from sipevents.sip.uri import parseURI
 
 if TYPE_CHECKING:
     from sipevents.records import SubscriptionRecord

@@ -1,6 +1,6 @@
 """
 The C{twistd sipevents} plugin: only a L{ServiceMaker}, which imports
-L{sipevents.tap} when the command is used, so scanning plugins stays cheap.
+L{sipevents.app.tap} when the command is used, so scanning plugins stays cheap.
 
 This folder has no C{__init__.py} on purpose (it must not shadow the real
 C{twisted} package); Twisted finds dropins in C{twisted/plugins} on
@@ -13,7 +13,7 @@ from twisted.application.service import ServiceMaker
 
 sipeventsServiceMaker = ServiceMaker(
     "sipevents",
-    "sipevents.tap",
+    "sipevents.app.tap",
     "A SIP event notification server (RFC 6665 SUBSCRIBE/NOTIFY, RFC 3903 PUBLISH).",
     "sipevents",
 )

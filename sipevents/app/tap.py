@@ -24,14 +24,14 @@ from typing import TYPE_CHECKING, Any, cast
 
 from twisted.python import usage
 
-from sipevents.config import DEFAULT_LIMITS, DEFAULT_TIMERS, Limits, TimerConfig
-from sipevents.endpoints import parseListenDescription, streamServerEndpoint
-from sipevents.packages import discoverPackages
-from sipevents.service import (
+from sipevents.app.service import (
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
     SIPEventsService,
 )
+from sipevents.config import DEFAULT_LIMITS, DEFAULT_TIMERS, Limits, TimerConfig
+from sipevents.packages import discoverPackages
+from sipevents.sip.endpoints import parseListenDescription, streamServerEndpoint
 from sipevents.store import DEFAULT_SQLITE_PATH, storeFromDescription
 
 if TYPE_CHECKING:

@@ -33,15 +33,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
-from sipevents.addresses import RELIABLE, Target
 from sipevents.errors import SIPError
-from sipevents.headers import NameAddr, parseNameAddr
-from sipevents.message import Request
-from sipevents.routing import targetFromURI
-from sipevents.uri import SIPURI, URI, formatURI, parseURI
+from sipevents.sip.addresses import RELIABLE, Target
+from sipevents.sip.headers import NameAddr, parseNameAddr
+from sipevents.sip.message import Request
+from sipevents.sip.routing import targetFromURI
+from sipevents.sip.uri import SIPURI, URI, formatURI, parseURI
 
 if TYPE_CHECKING:
-    from sipevents.addresses import Source
+    from sipevents.sip.addresses import Source
 
 __all__ = [
     "Dialog",
@@ -312,7 +312,7 @@ def nextHop(dialog: DialogLike) -> Target:
     dialog's flow is reliable (see the module docstring).
 
     @raise ValueError: when the URI cannot be routed to (not SIP or SIPS,
-        or an unsupported transport; L{sipevents.routing.targetFromURI}).
+        or an unsupported transport; L{sipevents.sip.routing.targetFromURI}).
     """
     routeSet = dialog.routeSet
     if routeSet:

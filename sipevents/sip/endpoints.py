@@ -23,8 +23,8 @@ from twisted.internet.interfaces import (
 )
 from twisted.internet.protocol import DatagramProtocol
 
-from sipevents.addresses import TCP, TLS, UDP
-from sipevents.routing import formatHostPort
+from sipevents.sip.addresses import TCP, TLS, UDP
+from sipevents.sip.routing import formatHostPort
 
 __all__ = [
     "ListenDescription",

@@ -20,7 +20,7 @@ the plain string), so that L{formatParams} writes it back quoted. Other values
 are quoted on output only when they are not a C{token} or C{host}. A
 parameter without a value (C{;lr}) has the value C{None}.
 
-This module never imports L{sipevents.message}.
+This module never imports L{sipevents.sip.message}.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from sipevents.errors import ParseError
-from sipevents.uri import _HOSTNAME, URI, AbsoluteURI, _show, formatURI, parseURI
+from sipevents.sip.uri import _HOSTNAME, URI, AbsoluteURI, _show, formatURI, parseURI
 
 __all__ = [
     "Params",

@@ -27,7 +27,7 @@ from sipevents.interfaces import IResourcePolicy, ISubscriptionAuthorizer
 if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
 
-    from sipevents.message import Request
+    from sipevents.sip.message import Request
 
 __all__ = [
     "ACCEPT",

@@ -48,13 +48,13 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sipevents.headers import _QUOTED, _unquote
-from sipevents.message import Headers, Request, Response
-from sipevents.uri import formatURI
+from sipevents.events import Credentials
+from sipevents.sip.headers import _QUOTED, _unquote
+from sipevents.sip.message import Headers, Request, Response
+from sipevents.sip.uri import formatURI
 
 __all__ = [
     "Challenge",
-    "Credentials",
     "SUPPORTED_ALGORITHMS",
     "authorizationFor",
     "authorize",
@@ -78,22 +78,6 @@ SUPPORTED_ALGORITHMS: tuple[str, ...] = ("SHA-256", "SHA-256-sess", "MD5", "MD5-
 _QOP_PREFERENCE: tuple[str, ...] = ("auth", "auth-int")
 
 _CANONICAL_ALGORITHMS = {name.upper(): name for name in SUPPORTED_ALGORITHMS}
-
-
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    """
-    A username and password to answer digest challenges with.
-
-    @ivar realm: the one realm these credentials belong to (RFC 3261 section
-        22.1: a realm names a protection domain), or C{None} to answer a
-        challenge from any realm. Set it when the request crosses proxies
-        that are not all to be trusted with the password's digest.
-    """
-
-    username: str
-    password: str
-    realm: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +124,7 @@ class Challenge:
 
 
 # RFC 7230 section 3.2.6 token (a superset of RFC 3261's); the quoted-string
-# and its unquoting are those of sipevents.headers.
+# and its unquoting are those of sipevents.sip.headers.
 _TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _SCHEME_RE = re.compile(rf"[ \t\r\n,]*({_TOKEN})(?=[ \t\r\n]|\Z|,)")
 _PARAM_RE = re.compile(

@@ -79,7 +79,7 @@ Choices made where the RFCs leave one:
     4.4.1). A NOTIFY without Contact keeps the remote target known (the
     2xx's Contact, else the Request-URI). Over TCP or TLS with an empty
     route set, in-dialog SUBSCRIBEs go where the first one went (our own
-    connection), see L{sipevents.dialog.nextHop}.
+    connection), see L{sipevents.sip.dialog.nextHop}.
 """
 
 from __future__ import annotations
@@ -97,10 +97,25 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from sipevents import digest
-from sipevents.addresses import Target
 from sipevents.config import TimerConfig
-from sipevents.dialog import (
+from sipevents.errors import CallDoesNotExist, InvalidTransition, ParseError, SIPError
+from sipevents.events import (
+    Notification,
+    SubscriptionFailed,
+    SubscriptionTerminated,
+    SubscriptionTimedOut,
+    Termination,
+)
+from sipevents.interfaces import (
+    IRequestContext,
+    IRequestHandler,
+    ISubscriber,
+    ISubscription,
+    ISubscriptionObserver,
+)
+from sipevents.sip import digest
+from sipevents.sip.addresses import Target
+from sipevents.sip.dialog import (
     MAX_FORWARDS,
     buildRequest,
     checkRemoteCSeq,
@@ -108,21 +123,14 @@ from sipevents.dialog import (
     nextHop,
     remoteTargetOf,
 )
-from sipevents.errors import CallDoesNotExist, ParseError, SIPError
-from sipevents.headers import Event, SubscriptionState
-from sipevents.interfaces import (
-    IRequestContext,
-    IRequestHandler,
-    ISubscriber,
-    ISubscriptionObserver,
-)
-from sipevents.message import Request, Response
-from sipevents.routing import targetFromURI
-from sipevents.uri import SIPURI, formatURI, parseURI
+from sipevents.sip.headers import Event, SubscriptionState
+from sipevents.sip.message import Request, Response
+from sipevents.sip.routing import targetFromURI
+from sipevents.sip.uri import SIPURI, formatURI, parseURI
 
 if TYPE_CHECKING:
-    from sipevents.digest import Credentials
-    from sipevents.uas import UserAgent
+    from sipevents.events import Credentials
+    from sipevents.sip.useragent import UserAgent
 
 __all__ = [
     "DEFAULT_EXPIRES",
@@ -130,15 +138,9 @@ __all__ = [
     "ClientDialog",
     "ClientInput",
     "ClientState",
-    "InvalidTransition",
-    "Notification",
     "Subscriber",
     "Subscription",
-    "SubscriptionFailed",
     "SubscriptionObserver",
-    "SubscriptionTerminated",
-    "SubscriptionTimedOut",
-    "Termination",
     "backoff",
     "grantedExpires",
     "nextState",
@@ -178,89 +180,6 @@ BACKOFF_CAP = 1800.0
 IMMEDIATE_RETRIES = 3
 
 #: Local addresses that are not addresses: a Contact needs a real one.
-
-
-class SubscriptionFailed(Exception):
-    """
-    A SUBSCRIBE that did not create (or keep) a subscription: a non-2xx
-    final answer (RFC 6665 section 4.1.2.1), or a subscription that ended
-    before it became what was waited for.
-
-    @ivar code: the status code of the answer; C{0} when there was none.
-    @ivar reason: its reason phrase, or what happened.
-    @ivar target: the URI subscribed to, as text.
-    @ivar response: the response, when there was one.
-    @ivar allowEvents: the event types of a 489's Allow-Events (RFC 6665
-        section 8.3.1).
-    """
-
-    def __init__(
-        self,
-        code: int,
-        reason: str,
-        target: str,
-        response: Response | None = None,
-        allowEvents: Sequence[str] = (),
-    ) -> None:
-        super().__init__(code, reason, target)
-        self.code = code
-        self.reason = reason
-        self.target = target
-        self.response = response
-        self.allowEvents = list(allowEvents)
-
-    @classmethod
-    def fromResponse(cls, response: Response, target: str) -> SubscriptionFailed:
-        """
-        The failure a non-2xx final C{response} to a SUBSCRIBE to C{target}
-        means; a 489 lists its Allow-Events.
-        """
-        allowEvents: list[str] = []
-        if response.code == 489:
-            try:
-                allowEvents = response.allowEvents
-            except ParseError:
-                allowEvents = response.headers.getList("Allow-Events")
-        return cls(response.code, response.reason, target, response, allowEvents)
-
-    def __str__(self) -> str:
-        if self.code:
-            text = f"{self.code} {self.reason} from {self.target}"
-        else:
-            text = f"{self.reason}: {self.target}"
-        if self.allowEvents:
-            text += f" (it allows: {', '.join(self.allowEvents)})"
-        return text
-
-
-class SubscriptionTimedOut(SubscriptionFailed):
-    """
-    No NOTIFY before Timer N (RFC 6665 section 4.1.2.4), or no answer to
-    the SUBSCRIBE (Timer F, RFC 3261 section 17.1.2.2) or a transport
-    failure; code 408.
-    """
-
-    def __init__(self, reason: str, target: str) -> None:
-        super().__init__(408, reason, target)
-
-    def __str__(self) -> str:
-        return f"No answer from {self.target}: {self.reason}"
-
-
-class SubscriptionTerminated(SubscriptionFailed):
-    """
-    A subscription ended by a C{terminated} NOTIFY (RFC 6665 section 4.1.3)
-    before it became active; code 0.
-
-    @ivar termination: how it ended.
-    """
-
-    def __init__(self, target: str, termination: Termination) -> None:
-        reason = "Subscription terminated"
-        if termination.reason:
-            reason += f" ({termination.reason})"
-        super().__init__(0, reason, target)
-        self.termination = termination
 
 
 #: URI parameters that RFC 3261 section 19.1.1 (table 1) leaves out of a
@@ -317,12 +236,6 @@ class ClientInput(Enum):
     RETRY = "retry"
 
 
-class InvalidTransition(ValueError):
-    """
-    An input the state diagram of RFC 6665 section 4.1.2 has no arrow for.
-    """
-
-
 _S = ClientState
 _I = ClientInput
 
@@ -359,7 +272,9 @@ def nextState(state: ClientState, event: ClientInput) -> ClientState:
     try:
         return TRANSITIONS[(state, event)]
     except KeyError:
-        raise InvalidTransition(f"{event.value} in {state.value}") from None
+        raise InvalidTransition(
+            "subscriber", state, event, "RFC 6665 section 4.1.2"
+        ) from None
 
 
 def backoff(attempt: int, random: _random.Random) -> float:
@@ -433,8 +348,8 @@ def grantedExpires(response: Response, asked: int | None) -> int:
 class ClientDialog:
     """
     The dialog of a subscription at the subscriber (RFC 3261 section
-    12.1.2, RFC 6665 section 4.4.1); a L{sipevents.dialog.DialogLike}, so
-    L{sipevents.dialog.buildRequest} and L{sipevents.dialog.nextHop} build
+    12.1.2, RFC 6665 section 4.4.1); a L{sipevents.sip.dialog.DialogLike}, so
+    L{sipevents.sip.dialog.buildRequest} and L{sipevents.sip.dialog.nextHop} build
     and route the in-dialog SUBSCRIBEs.
 
     @ivar callId: the Call-ID of our SUBSCRIBE.
@@ -466,54 +381,6 @@ class ClientDialog:
     flowPort: int
 
 
-@dataclass(frozen=True, slots=True)
-class Notification:
-    """
-    One NOTIFY, as reported to observers (RFC 6665 section 4.1.3).
-
-    @ivar subscriptionState: the parsed Subscription-State.
-    @ivar event: the parsed Event.
-    @ivar contentType: the MIME type of the body, lower case without
-        parameters, or C{None} without a body.
-    @ivar body: the body octets.
-    @ivar request: the NOTIFY itself.
-    @ivar receivedAt: the clock's time when it arrived.
-    """
-
-    subscriptionState: SubscriptionState
-    event: Event
-    contentType: str | None
-    body: bytes
-    request: Request
-    receivedAt: float
-
-    @property
-    def state(self) -> str:
-        """C{"active"}, C{"pending"}, C{"terminated"} or an extension."""
-        return self.subscriptionState.state
-
-
-@dataclass(frozen=True, slots=True)
-class Termination:
-    """
-    How a subscription ended (RFC 6665 section 4.1.3).
-
-    @ivar reason: the Subscription-State reason, or C{None}.
-    @ivar retryAfter: its C{retry-after}, or C{None}.
-    @ivar notification: the final NOTIFY, when one ended it.
-    @ivar failure: the error that ended it (a refresh answered 481, Timer
-        N ...), or C{None}.
-    @ivar willRetry: whether a re-subscription is scheduled on the same
-        handle.
-    """
-
-    reason: str | None = None
-    retryAfter: int | None = None
-    notification: Notification | None = None
-    failure: SubscriptionFailed | None = None
-    willRetry: bool = False
-
-
 @implementer(ISubscriptionObserver)
 class SubscriptionObserver:
     """
@@ -522,15 +389,15 @@ class SubscriptionObserver:
     """
 
     def notificationReceived(
-        self, subscription: Subscription, notification: Notification
+        self, subscription: ISubscription, notification: Notification
     ) -> None:
         pass
 
-    def subscriptionStarted(self, subscription: Subscription) -> None:
+    def subscriptionStarted(self, subscription: ISubscription) -> None:
         pass
 
     def subscriptionEnded(
-        self, subscription: Subscription, termination: Termination
+        self, subscription: ISubscription, termination: Termination
     ) -> None:
         pass
 
@@ -613,6 +480,7 @@ def _contentTypeOf(request: Request) -> str | None:
     return None if contentType is None else contentType.mimeType
 
 
+@implementer(ISubscription)
 class Subscription:
     """
     One subscription at the subscriber: one dialog usage (RFC 6665 section

@@ -2,7 +2,7 @@
 """
 Where requests and responses go: pure functions of Via headers and URIs.
 
-Nothing here touches a socket or a clock. L{sipevents.transport} calls
+Nothing here touches a socket or a clock. L{sipevents.sip.transport} calls
 L{stampReceived} on every request it receives (RFC 3261 section 18.2.1,
 RFC 3581 section 4), L{responseAddress} to route a response that cannot go
 back on the connection its request came on (RFC 3261 section 18.2.2), and
@@ -17,10 +17,10 @@ import functools
 import ipaddress
 import socket
 
-from sipevents.addresses import RELIABLE, TCP, TLS, UDP, Source, Target, defaultPort
-from sipevents.headers import Via, splitCommaList
-from sipevents.message import Request, headerKey
-from sipevents.uri import SIPURI, URI
+from sipevents.sip.addresses import RELIABLE, TCP, TLS, UDP, Source, Target, defaultPort
+from sipevents.sip.headers import Via, splitCommaList
+from sipevents.sip.message import Request, headerKey
+from sipevents.sip.uri import SIPURI, URI
 
 __all__ = [
     "addressFamily",
@@ -237,7 +237,7 @@ def replaceTopVia(request: Request, via: Via, vias: list[Via] | None = None) -> 
                 del cache[_VIA]
                 cache.pop("", None)
                 headers._cache = cache
-            # parseVia(str(via)) == via (a contract of sipevents.headers).
+            # parseVia(str(via)) == via (a contract of sipevents.sip.headers).
             headers.parsed(_VIA, _Known([via, *vias[1:]]))
             return
 

@@ -87,20 +87,24 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from sipevents.addresses import defaultPort
 from sipevents.config import DEFAULT_TIMERS, TimerConfig
-from sipevents.errors import SIPError
-from sipevents.message import Request, Response, makeResponse
+from sipevents.errors import (
+    InvalidTransition,
+    SIPError,
+    TransactionTimeout,
+    TransportFailure,
+)
+from sipevents.sip.addresses import defaultPort
+from sipevents.sip.message import Request, Response, makeResponse
 
 if TYPE_CHECKING:
-    from sipevents.headers import NameAddr, Via
+    from sipevents.sip.headers import NameAddr, Via
 
 __all__ = [
     "MAGIC_COOKIE",
     "ClientInput",
     "ClientState",
     "ClientTransaction",
-    "InvalidTransition",
     "InviteServerInput",
     "InviteServerState",
     "InviteServerTransaction",
@@ -110,66 +114,12 @@ __all__ = [
     "ServerState",
     "ServerTransaction",
     "TransactionManager",
-    "TransactionTimeout",
-    "TransportFailure",
 ]
 
 #: The prefix of every branch parameter made by an RFC 3261 element
 #: (RFC 3261 section 8.1.1.7).
 MAGIC_COOKIE = "z9hG4bK"
 _COOKIE = MAGIC_COOKIE.lower()
-
-
-class TransactionTimeout(SIPError):
-    """
-    No final response arrived before Timer F fired (RFC 3261 section
-    17.1.2.2), or no ACK before Timer H (section 17.2.1).
-
-    A UAC treats it as a 408 response (RFC 3261 section 8.1.3.1).
-    """
-
-    status = 408
-    defaultReason = "Request Timeout"
-
-
-class TransportFailure(SIPError):
-    """
-    The transport layer could not send a message of the transaction (RFC 3261
-    sections 17.1.4 and 17.2.4).
-
-    A UAC treats it as a 503 response (RFC 3261 section 8.1.3.1).
-
-    @ivar cause: what the transport reported, when it said anything.
-    """
-
-    status = 503
-    defaultReason = "Service Unavailable"
-
-    def __init__(
-        self, reason: str | None = None, cause: BaseException | None = None
-    ) -> None:
-        super().__init__(reason)
-        self.cause = cause
-
-
-class InvalidTransition(RuntimeError):
-    """
-    The TU asked a transaction for something its current state does not
-    allow, for example a second final response (RFC 3261 sections 17.2.1 and
-    17.2.2). Nothing was sent and the state is unchanged.
-
-    @ivar state: the state the transaction was in.
-    @ivar input: the refused input.
-    """
-
-    def __init__(self, transaction: object, state: Enum, input: Enum) -> None:
-        self.state = state
-        self.input = input
-        section = getattr(transaction, "_section", "RFC 3261 section 17")
-        super().__init__(
-            f"{transaction!r}: {input.value} is not allowed in state "
-            f"{state.value} ({section})"
-        )
 
 
 _S = TypeVar("_S", bound=Enum)
@@ -198,7 +148,7 @@ class Retransmission(Protocol):
     A final response kept as it went on the wire, to send it again without
     keeping the L{Response} (and its parsed views) alive: what a non-INVITE
     server transaction holds in "Completed" over an unreliable transport
-    (RFC 3261 section 17.2.2). L{sipevents.transport.TransportLayer} makes
+    (RFC 3261 section 17.2.2). L{sipevents.sip.transport.TransportLayer} makes
     them.
     """
 
@@ -449,7 +399,7 @@ class _Transaction(Generic[_S, _I]):
         old = self.state
         entry = self._transitions.get((old, input))
         if entry is None:
-            raise InvalidTransition(self, old, input)
+            raise InvalidTransition(repr(self), old, input, self._section)
         target, action = entry
         if target is not old:
             self.state = target
@@ -1691,7 +1641,7 @@ class TransactionManager:
         @param reliable: whether the transport is reliable (no Timer E).
         @param onProvisional: called with each provisional response.
         @param branch: the branch of the request's top Via, when the caller
-            has just written it (as L{sipevents.uas.UserAgent.sendRequest}
+            has just written it (as L{sipevents.sip.useragent.UserAgent.sendRequest}
             has), so that the Via is not parsed back; read from the request
             otherwise.
         @raise ValueError: for INVITE or ACK (no INVITE client transaction

@@ -13,7 +13,7 @@ What is checked when a message is parsed, and what is left for later:
 
   - The start line, strictly (RFC 3261 sections 7.1, 7.2 and 25): a single
     SP between the elements of a Request-Line, a token method, a Request-URI
-    that L{sipevents.uri.parseURI} accepts and that carries no headers
+    that L{sipevents.sip.uri.parseURI} accepts and that carries no headers
     (RFC 3261 section 19.1.1), C{SIP/2.0} (anything else that looks like a
     SIP-Version is answered with 505), a three-digit status code from 100 to
     699 and any reason phrase, possibly empty or UTF-8.
@@ -29,13 +29,13 @@ What is checked when a message is parsed, and what is left for later:
     the CSeq method must be the request method (RFC 4475 section 3.1.2.17);
     Max-Forwards and Content-Length must be in range. Common forms of these
     values are checked by quick patterns, each accepting a strict subset of
-    what the typed parsers of L{sipevents.headers} accept; anything else
+    what the typed parsers of L{sipevents.sip.headers} accept; anything else
     goes through the typed parser itself, whose result is kept in the
     message's typed-view cache. Either way, a message that parsed never has
     a C{vias}, C{fromAddr}, C{toAddr}, C{callId}, C{cseq}, C{maxForwards}
     or C{contentLength} view that raises.
   - Every other header field is validated lazily, by the typed views of
-    L{sipevents.message.Message}, when it is used.
+    L{sipevents.sip.message.Message}, when it is used.
 
 A partial message is what could be read: the start line (for a request
 whose Request-URI did not parse, C{AbsoluteURI("invalid", "")} stands in
@@ -97,11 +97,11 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from sipevents import headers as h
 from sipevents.config import DEFAULT_LIMITS, Limits
 from sipevents.errors import MessageTooLarge, ParseError
-from sipevents.message import Headers, Request, Response, headerKey
-from sipevents.uri import SIPURI, URI, AbsoluteURI, parseURI
+from sipevents.sip import headers as h
+from sipevents.sip.message import Headers, Request, Response, headerKey
+from sipevents.sip.uri import SIPURI, URI, AbsoluteURI, parseURI
 
 __all__ = [
     "KNOWN_METHODS",
@@ -170,7 +170,7 @@ _FOLD = re.compile(r"\r\n[ \t]+")
 
 # Quick checks of the common forms of the header fields validated on
 # arrival. Each accepts a strict subset of what the typed parsers of
-# sipevents.headers accept (tests.test_properties checks this): no optional
+# sipevents.sip.headers accept (tests.test_properties checks this): no optional
 # white space, escapes, IPv6, tel URIs or unusual parameters. A value that
 # does not match goes to the typed parser, which accepts it or says what is
 # wrong. Possessive quantifiers keep the matching linear.

@@ -4,7 +4,7 @@ The Twisted wiring of the subscriber side for applications: one call,
 L{startSubscriber}, gives a running L{SubscriberClient} with a
 L{Subscriber} ready to C{subscribe} and C{fetch} (RFC 6665 section 4.1).
 
-It is the subscriber's counterpart of L{sipevents.service.SIPEventsService}:
+It is the subscriber's counterpart of L{sipevents.app.service.SIPEventsService}:
 a L{TransportLayer} listening on each description and delivering to one
 L{UserAgent}, on which the L{Subscriber} registers itself for NOTIFY.
 
@@ -33,10 +33,10 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from sipevents.config import DEFAULT_TIMERS, TimerConfig
-from sipevents.endpoints import describeListener, parseListenDescription
-from sipevents.subscriber import Subscriber
-from sipevents.transport import TransportLayer
-from sipevents.uas import UserAgent
+from sipevents.sip.endpoints import describeListener, parseListenDescription
+from sipevents.sip.transport import TransportLayer
+from sipevents.sip.useragent import UserAgent
+from sipevents.subscriber.subscriber import Subscriber
 
 if TYPE_CHECKING:
     from twisted.internet._sslverify import IOpenSSLTrustRoot
@@ -91,7 +91,7 @@ class SubscriberClient:
         are cancelled, then every listener and connection is closed.
 
         The user agent stops before the sockets close (as in
-        L{sipevents.service.SIPEventsService.stopService}), so that no
+        L{sipevents.app.service.SIPEventsService.stopService}), so that no
         retransmission timer fires in between and tries a closed socket.
         Calling it again gives a L{Deferred} that fires when the first call
         is done.
@@ -153,7 +153,7 @@ def startSubscriber(
         names); also the clock of every timer.
     @param listen: descriptions as the server takes them
         (C{udp:PORT[:interface=HOST]}, C{tcp:...}, C{tls:...}; see
-        L{sipevents.endpoints.parseListenDescription}); see the module
+        L{sipevents.sip.endpoints.parseListenDescription}); see the module
         docstring for choosing them.
     @param timers: the transaction timers; Timer N, which bounds waiting
         for a NOTIFY, is 64*T1 (RFC 6665 section 4.1.2.4).

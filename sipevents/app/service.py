@@ -49,7 +49,6 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from sipevents.config import DEFAULT_LIMITS, DEFAULT_TIMERS, Limits, TimerConfig
-from sipevents.endpoints import describeListener, parseListenDescription
 from sipevents.errors import SIPError
 from sipevents.interfaces import (
     IEventPackage,
@@ -59,19 +58,20 @@ from sipevents.interfaces import (
     ISubscriptionAuthorizer,
     ISubscriptionStore,
 )
-from sipevents.notifier import Notifier
+from sipevents.notifier.notifier import Notifier
+from sipevents.notifier.publication import PublicationManager
 from sipevents.packages import PackageRegistry, discoverPackages
-from sipevents.publication import PublicationManager
-from sipevents.store.memory import MemoryStore
-from sipevents.transport import (
+from sipevents.sip.endpoints import describeListener, parseListenDescription
+from sipevents.sip.transport import (
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
     TransportLayer,
 )
-from sipevents.uas import UserAgent
+from sipevents.sip.useragent import UserAgent
+from sipevents.store.memory import MemoryStore
 
 if TYPE_CHECKING:
-    from sipevents.message import Request, Response
+    from sipevents.sip.message import Request, Response
 
 __all__ = [
     "DEFAULT_IDLE_TIMEOUT",
@@ -118,7 +118,7 @@ def tuneGarbageCollector(thresholds: tuple[int, int, int] = GC_THRESHOLDS) -> No
     a collection.
 
     The settings are process-wide, which is why only the C{twistd} service
-    applies them (see L{sipevents.tap.makeService}); an application that
+    applies them (see L{sipevents.app.tap.makeService}); an application that
     embeds L{SIPEventsService} decides for itself.
     """
     gc.collect()
@@ -157,7 +157,7 @@ class SIPEventsService(MultiService):
 
     @ivar reactor: the reactor listened with.
     @ivar descriptions: the listening descriptions (see
-        L{sipevents.endpoints.parseListenDescription}).
+        L{sipevents.sip.endpoints.parseListenDescription}).
     @ivar userAgent: the L{UserAgent}; register further method handlers on
         it.
     @ivar transportLayer: the L{TransportLayer}.
@@ -218,7 +218,7 @@ class SIPEventsService(MultiService):
         @param idleTimeout: seconds an idle stream connection stays open.
         @param store: where subscriptions and publications are kept; a new
             L{MemoryStore} when C{None} (C{twistd sipevents} defaults to
-            SQLite, see L{sipevents.tap}).
+            SQLite, see L{sipevents.app.tap}).
         @param packages: the event packages to serve; every installed one
             (L{discoverPackages}) when C{None}.
         @param minExpires: overrides every package's shortest subscription

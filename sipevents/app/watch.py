@@ -2,7 +2,7 @@
 """
 C{sipevents-watch}: subscribe to a SIP event and print every NOTIFY (RFC
 6665 section 4.1), for operators who want to see what a server really
-sends. Also C{python -m sipevents.watch}.
+sends. Also C{python -m sipevents.app.watch}.
 
     sipevents-watch sip:alice@127.0.0.1:5070 --event presence
 
@@ -31,7 +31,7 @@ Exit status (L{EXIT_OK} ...):
 
 Re-subscriptions the notifier asks for (C{deactivated}, C{timeout},
 C{probation}, C{giveup}; RFC 6665 section 4.1.3) are made by the
-L{sipevents.subscriber.Subscriber}; the watch goes on through them and
+L{sipevents.subscriber.subscriber.Subscriber}; the watch goes on through them and
 says so on standard error.
 """
 
@@ -55,21 +55,16 @@ from twisted.python import usage
 from twisted.python.failure import Failure
 
 from sipevents import __version__
-from sipevents.client import SubscriberClient, startSubscriber
 from sipevents.config import DEFAULT_TIMERS, TimerConfig
-from sipevents.digest import Credentials
-from sipevents.endpoints import describeListener, parseListenDescription
 from sipevents.errors import ParseError
-from sipevents.headers import parseEvent
-from sipevents.routing import isIPAddress, normalizeHost, targetFromURI
-from sipevents.subscriber import (
-    Notification,
-    Subscription,
-    SubscriptionFailed,
-    SubscriptionObserver,
-    Termination,
-)
-from sipevents.uri import SIPURI, formatURI, parseURI
+from sipevents.events import Credentials, Notification, SubscriptionFailed, Termination
+from sipevents.interfaces import ISubscription
+from sipevents.sip.endpoints import describeListener, parseListenDescription
+from sipevents.sip.headers import parseEvent
+from sipevents.sip.routing import isIPAddress, normalizeHost, targetFromURI
+from sipevents.sip.uri import SIPURI, formatURI, parseURI
+from sipevents.subscriber.client import SubscriberClient, startSubscriber
+from sipevents.subscriber.subscriber import SubscriptionObserver
 
 if TYPE_CHECKING:
     from twisted.internet._sslverify import IOpenSSLTrustRoot
@@ -573,7 +568,7 @@ class _Printer(SubscriptionObserver):
         self.outputLost = outputLost
 
     def notificationReceived(
-        self, subscription: Subscription, notification: Notification
+        self, subscription: ISubscription, notification: Notification
     ) -> None:
         self.show(notification, subscription.forkOf is not None)
 
@@ -593,12 +588,12 @@ class _Printer(SubscriptionObserver):
             # interrupted, unsubscribing first.
             self.outputLost()
 
-    def subscriptionStarted(self, subscription: Subscription) -> None:
+    def subscriptionStarted(self, subscription: ISubscription) -> None:
         if subscription.forkOf is not None:
             say(self.err, f"another notifier answered too (a fork) for {self.target}")
 
     def subscriptionEnded(
-        self, subscription: Subscription, termination: Termination
+        self, subscription: ISubscription, termination: Termination
     ) -> None:
         if termination.willRetry:
             say(

@@ -4,9 +4,9 @@ The SIP transport layer (RFC 3261 section 18) as thin Twisted adapters.
 
 L{SIPDatagramProtocol} (UDP: one datagram is one message) and
 L{SIPStreamProtocol} (TCP and TLS: messages framed by Content-Length, RFC 3261
-section 18.3) turn bytes into L{sipevents.message.Request} and
-L{sipevents.message.Response} values with the sans-I/O parser in
-L{sipevents.parser}, and hand them to a L{TransportLayer}. The layer stamps
+section 18.3) turn bytes into L{sipevents.sip.message.Request} and
+L{sipevents.sip.message.Response} values with the sans-I/O parser in
+L{sipevents.sip.parser}, and hand them to a L{TransportLayer}. The layer stamps
 C{received}/C{rport} on requests (RFC 3261 section 18.2.1, RFC 3581
 section 4), answers unparseable requests with 400/505/513 when it can address
 a response, routes responses (RFC 3261 section 18.2.2), and sends requests on
@@ -59,22 +59,22 @@ from zope.interface import implementer
 if TYPE_CHECKING:
     from twisted.internet._sslverify import IOpenSSLTrustRoot
 
-    from sipevents.transaction import Retransmission
+    from sipevents.sip.transaction import Retransmission
 
-from sipevents.addresses import TCP, TLS, UDP, Source, Target, defaultPort
 from sipevents.config import DEFAULT_LIMITS, Limits
-from sipevents.endpoints import (
+from sipevents.errors import MessageTooLarge, ParseError
+from sipevents.interfaces import IMessageReceiver, ISIPConnection
+from sipevents.sip.addresses import TCP, TLS, UDP, Source, Target, defaultPort
+from sipevents.sip.endpoints import (
     describeAddress,
     describeListener,
     listenUDP,
     parseListenDescription,
     streamServerEndpoint,
 )
-from sipevents.errors import MessageTooLarge, ParseError
-from sipevents.interfaces import IMessageReceiver, ISIPConnection
-from sipevents.message import Message, Request, Response, makeResponse, reasonPhrase
-from sipevents.parser import KeepAlive, StreamParser, parseMessage
-from sipevents.routing import (
+from sipevents.sip.message import Message, Request, Response, makeResponse, reasonPhrase
+from sipevents.sip.parser import KeepAlive, StreamParser, parseMessage
+from sipevents.sip.routing import (
     addressFamily,
     formatHostPort,
     isIPAddress,
@@ -305,7 +305,7 @@ class SIPDatagramProtocol(DatagramProtocol):
 class _DatagramRetransmission:
     """
     A response as sent in one datagram, to send again (a
-    L{sipevents.transaction.Retransmission}): a completed UDP server
+    L{sipevents.sip.transaction.Retransmission}): a completed UDP server
     transaction keeps this for Timer J instead of the messages (RFC 3261
     section 17.2.2).
 
@@ -781,7 +781,7 @@ class TransportLayer:
         """
         Listen as C{description} says: C{udp:PORT[:interface=HOST]}, or a
         stream endpoint string (C{tcp:...}, C{ssl:...} or its alias
-        C{tls:...}); see L{sipevents.endpoints}.
+        C{tls:...}); see L{sipevents.sip.endpoints}.
 
         @return: a L{Deferred} firing with the listening port, or failing
             with C{ValueError} for a bad description or
@@ -1113,7 +1113,7 @@ class TransportLayer:
         Send C{response} as L{sendResponse} does, and when it went out at
         once in one datagram to an IP address (as every response to a UDP
         request with a numeric sent-by or C{received} does), return a
-        L{sipevents.transaction.Retransmission} that sends the same octets
+        L{sipevents.sip.transaction.Retransmission} that sends the same octets
         there again: what a completed non-INVITE server transaction keeps
         for retransmissions (RFC 3261 section 17.2.2) in place of the
         messages. Otherwise return C{None}.

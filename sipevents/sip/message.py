@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar, overload
 
-from sipevents import headers as h
-from sipevents.uri import URI, formatURI
+from sipevents.sip import headers as h
+from sipevents.sip.uri import URI, formatURI
 
 T = TypeVar("T")
 

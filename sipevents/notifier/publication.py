@@ -95,11 +95,11 @@ from sipevents.errors import (
     SIPError,
     UnsupportedMediaType,
 )
-from sipevents.headers import parseContentType
 from sipevents.interfaces import IRequestHandler
-from sipevents.message import Response, makeResponse
 from sipevents.records import PublicationRecord, canonicalResource
-from sipevents.uri import parseURI
+from sipevents.sip.headers import parseContentType
+from sipevents.sip.message import Response, makeResponse
+from sipevents.sip.uri import parseURI
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -110,9 +110,9 @@ if TYPE_CHECKING:
         IResourcePolicy,
         ISubscriptionStore,
     )
-    from sipevents.message import Request
     from sipevents.packages import PackageRegistry
-    from sipevents.uas import UserAgent
+    from sipevents.sip.message import Request
+    from sipevents.sip.useragent import UserAgent
 
 __all__ = ["PublicationManager", "applicationETag"]
 
@@ -193,7 +193,7 @@ class PublicationManager:
     #: Whether each PUBLISH (initial, refresh, modify, removal) is logged,
     #: at debug level; off by default, since C{twistd} writes every event
     #: to its log file whatever its level (see
-    #: L{sipevents.notifier.Notifier.logLifecycle}).
+    #: L{sipevents.notifier.notifier.Notifier.logLifecycle}).
     logLifecycle: bool = False
 
     def __init__(
@@ -239,7 +239,7 @@ class PublicationManager:
 
     def install(self, userAgent: UserAgent) -> None:
         """
-        Serve PUBLISH for C{userAgent} (a L{sipevents.uas.UserAgent}).
+        Serve PUBLISH for C{userAgent} (a L{sipevents.sip.useragent.UserAgent}).
         """
         userAgent.registerMethod("PUBLISH", self)
 

@@ -17,11 +17,11 @@ order:
      without Event gets 489 too: PINT (section 4.2.3) is not supported;
   2. exactly one SIP or SIPS Contact we can route to, else 400 (RFC 3261
      section 8.1.1.8 and 12.1.1);
-  3. the duration (L{sipevents.subscription.negotiateExpires}): the
+  3. the duration (L{sipevents.notifier.states.negotiateExpires}): the
      package default when absent, shortened to the maximum, 423 with
      Min-Expires when below the minimum (and above zero, below an hour);
   4. a body type the subscriber accepts, else 406
-     (L{sipevents.subscription.chooseContentType});
+     (L{sipevents.notifier.states.chooseContentType});
   5. the resource exists (L{IResourcePolicy}), else 404;
   6. the authorizer (L{ISubscriptionAuthorizer}): an immediate reject is
      a 403; a L{Deferred} that has not fired makes the subscription
@@ -50,7 +50,7 @@ and C{id}; Subscription-State C{active} or C{pending} with C{expires=} the
 seconds remaining, or C{terminated} with C{reason=} and C{retry-after=};
 Content-Type and body from the package; our Contact; Max-Forwards 70; a
 CSeq that increases in each dialog; sent through the route set to the
-remote target (L{sipevents.dialog}). A NOTIFY answered 404, 405, 410, 416,
+remote target (L{sipevents.sip.dialog}). A NOTIFY answered 404, 405, 410, 416,
 480 to 485, 489, 501 or 604, or timing out (Timer F), removes the
 subscription without a further NOTIFY; other failures are logged and the
 subscription kept. State changes are coalesced per the package's
@@ -98,7 +98,7 @@ Design decisions (see also the team contract):
   - SUBSCRIBE bodies are ignored: no package we serve defines them (RFC
     6665 section 5.4.3).
   - A final NOTIFY for a reason other than C{timeout} has no body (see
-    L{sipevents.subscription}).
+    L{sipevents.notifier.states}).
   - Lifecycle events (created, refreshed, terminated) are logged at debug
     level, and only when L{Notifier.logLifecycle} is set: a busy server has
     thousands a second, and C{twistd} writes every event to its log file
@@ -121,8 +121,33 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from sipevents.authorization import ACCEPT, REJECT, AcceptAll, AllResourcesKnown
-from sipevents.dialog import (
+from sipevents.errors import BadEvent, CallDoesNotExist, Forbidden, NotFound, SIPError
+from sipevents.interfaces import (
+    IEventPackage,
+    INotifier,
+    IRequestContext,
+    IRequestHandler,
+    IResourcePolicy,
+    ISubscriptionAuthorizer,
+    ISubscriptionStore,
+)
+from sipevents.notifier.authorization import (
+    ACCEPT,
+    REJECT,
+    AcceptAll,
+    AllResourcesKnown,
+)
+from sipevents.notifier.states import (
+    NotifyKind,
+    SubscriptionInput,
+    Transition,
+    chooseContentType,
+    formatSubscriptionState,
+    negotiateExpires,
+    transition,
+)
+from sipevents.records import ACTIVE, PENDING, SubscriptionRecord, canonicalResource
+from sipevents.sip.dialog import (
     WILDCARD_HOSTS,
     Dialog,
     buildRequest,
@@ -133,35 +158,15 @@ from sipevents.dialog import (
     nextHop,
     remoteTargetOf,
 )
-from sipevents.errors import BadEvent, CallDoesNotExist, Forbidden, NotFound, SIPError
-from sipevents.headers import Event, parseEvent
-from sipevents.interfaces import (
-    IEventPackage,
-    INotifier,
-    IRequestContext,
-    IRequestHandler,
-    IResourcePolicy,
-    ISubscriptionAuthorizer,
-    ISubscriptionStore,
-)
-from sipevents.records import ACTIVE, PENDING, SubscriptionRecord, canonicalResource
-from sipevents.subscription import (
-    NotifyKind,
-    SubscriptionInput,
-    Transition,
-    chooseContentType,
-    formatSubscriptionState,
-    negotiateExpires,
-    transition,
-)
-from sipevents.timers import LookupTimerQueue, TimerQueue
-from sipevents.uri import SIPURI, formatURI
+from sipevents.sip.headers import Event, parseEvent
+from sipevents.sip.timers import LookupTimerQueue, TimerQueue
+from sipevents.sip.uri import SIPURI, formatURI
 
 if TYPE_CHECKING:
     from collections.abc import Hashable
 
-    from sipevents.addresses import Source, Target
-    from sipevents.message import Request, Response
+    from sipevents.sip.addresses import Source, Target
+    from sipevents.sip.message import Request, Response
 
 __all__ = [
     "REMOVING_CODES",
@@ -198,7 +203,7 @@ class PackageRegistryLike(Protocol):
 
 class PublicationsLike(Protocol):
     """
-    What the notifier needs of L{sipevents.publication.PublicationManager}.
+    What the notifier needs of L{sipevents.notifier.publication.PublicationManager}.
     """
 
     def currentState(self, resource: str, eventType: str) -> object | None:
@@ -215,7 +220,7 @@ class PublicationsLike(Protocol):
 
 class _UserAgentLike(Protocol):
     """
-    What the notifier needs of L{sipevents.uas.UserAgent}.
+    What the notifier needs of L{sipevents.sip.useragent.UserAgent}.
     """
 
     @property
@@ -287,7 +292,7 @@ class Notifier:
     The RFC 6665 notifier; see the module docstring.
 
     @ivar clock: the time source.
-    @ivar userAgent: the L{sipevents.uas.UserAgent} that receives SUBSCRIBE
+    @ivar userAgent: the L{sipevents.sip.useragent.UserAgent} that receives SUBSCRIBE
         and sends NOTIFY.
     @ivar store: the L{ISubscriptionStore}.
     @ivar registry: the event packages served.
@@ -691,7 +696,7 @@ class Notifier:
         newDialog = admission.highWater is None
         watcher = admission.watcher
         if watcher == dialog.remoteUri:
-            # One string for both (see sipevents.dialog._withoutTag).
+            # One string for both (see sipevents.sip.dialog._withoutTag).
             watcher = dialog.remoteUri
         highWater = admission.highWater
         if highWater is not None:
@@ -1225,7 +1230,7 @@ class Notifier:
         )
 
     def _notifyFailed(self, failure: Failure, key: str, final: bool) -> None:
-        from sipevents.transaction import TransactionTimeout
+        from sipevents.errors import TransactionTimeout
 
         if isinstance(failure.value, CancelledError):
             return

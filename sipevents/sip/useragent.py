@@ -62,13 +62,13 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from sipevents import __version__
-from sipevents.addresses import RELIABLE, Source, Target
 from sipevents.config import DEFAULT_TIMERS, TimerConfig
 from sipevents.errors import ParseError, SIPError
 from sipevents.interfaces import IMessageReceiver, IRequestContext, IRequestHandler
-from sipevents.message import Message, Request, Response, makeResponse, reasonPhrase
-from sipevents.transaction import Retransmission, TransactionManager
-from sipevents.uri import SIPURI, TelURI
+from sipevents.sip.addresses import RELIABLE, Source, Target
+from sipevents.sip.message import Message, Request, Response, makeResponse, reasonPhrase
+from sipevents.sip.transaction import Retransmission, TransactionManager
+from sipevents.sip.uri import SIPURI, TelURI
 
 #: What we put in C{Server} and C{User-Agent} (RFC 3261 section 20.35 and
 #: 20.41).
@@ -120,7 +120,7 @@ class AlreadyResponded(Exception):
 
 class TransportLayerLike(Protocol):
     """
-    The part of L{sipevents.transport.TransportLayer} the user agent uses;
+    The part of L{sipevents.sip.transport.TransportLayer} the user agent uses;
     tests pass a fake from L{sipevents.testing}.
 
     A transport layer may also offer C{sendFinalResponse(response, source)
@@ -128,7 +128,7 @@ class TransportLayerLike(Protocol):
     the response in wire form; the user agent then uses it for final
     responses over unreliable transports, so that completed server
     transactions hold only those octets (see
-    L{sipevents.transaction.RetransmittingSender}).
+    L{sipevents.sip.transaction.RetransmittingSender}).
     """
 
     def sendResponse(self, response: Response, source: Source) -> None:
@@ -408,7 +408,7 @@ class RequestContext:
 class _ServerTransactionLike(Protocol):
     """
     What the user agent needs of a server transaction from
-    L{sipevents.transaction}.
+    L{sipevents.sip.transaction}.
     """
 
     def respond(self, response: Response) -> None:
@@ -419,7 +419,7 @@ class _ResponseSender:
     """
     The C{send} of one server transaction: hands its responses to the user
     agent's transport layer for the request's source (RFC 3261 section
-    18.2.2). It is a L{sipevents.transaction.RetransmittingSender}: a final
+    18.2.2). It is a L{sipevents.sip.transaction.RetransmittingSender}: a final
     response sent over an unreliable transport through a transport layer
     with C{sendFinalResponse} is kept in the wire form that returns, for
     the transaction to take in place of the messages.
@@ -519,7 +519,7 @@ class UserAgent:
 
     Usable without sockets: give it a L{twisted.internet.task.Clock} and any
     L{TransportLayerLike} (a fake that records, or a real
-    L{sipevents.transport.TransportLayer} on
+    L{sipevents.sip.transport.TransportLayer} on
     L{sipevents.testing.MemoryUDPReactor}).
 
     @ivar clock: the time source of every timer.

@@ -15,7 +15,7 @@ to a subscription, and L{TRANSITIONS} maps each allowed C{(state, input)}
 pair to a L{Transition}: the next state, which NOTIFY to send
 (L{NotifyKind}) and, for C{terminated}, the reason code (RFC 6665 section
 4.1.3). A pair missing from the table is refused with L{InvalidTransition};
-L{transition} is the only way through, as in L{sipevents.transaction}.
+L{transition} is the only way through, as in L{sipevents.sip.transaction}.
 
 A subscription is an immutable L{sipevents.records.SubscriptionRecord} in
 the store, whose C{state} is the value of a L{SubscriptionState} member;
@@ -48,14 +48,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from sipevents.errors import IntervalTooBrief, NotAcceptable
-from sipevents.headers import MediaRange
+from sipevents.errors import IntervalTooBrief, InvalidTransition, NotAcceptable
 from sipevents.records import ACTIVE, PENDING, TERMINATED
+from sipevents.sip.headers import MediaRange
 
 __all__ = [
     "NO_423_ABOVE",
     "REASONS",
-    "InvalidTransition",
     "NotifyKind",
     "SubscriptionInput",
     "SubscriptionState",
@@ -171,23 +170,6 @@ class Transition:
     reason: str | None = None
 
 
-class InvalidTransition(RuntimeError):
-    """
-    An input the current state does not allow; nothing changed.
-
-    @ivar state: the state the subscription was in.
-    @ivar input: the refused input.
-    """
-
-    def __init__(self, state: SubscriptionState, input: SubscriptionInput) -> None:
-        self.state = state
-        self.input = input
-        super().__init__(
-            f"{input.value} is not allowed in state {state.value} "
-            "(RFC 6665 section 4.2.2)"
-        )
-
-
 _S = SubscriptionState
 _I = SubscriptionInput
 _N = NotifyKind
@@ -243,7 +225,7 @@ def transition(state: SubscriptionState | str, input: SubscriptionInput) -> Tran
         state = SubscriptionState(state)
     step = TRANSITIONS.get((state, input))
     if step is None:
-        raise InvalidTransition(state, input)
+        raise InvalidTransition("subscription", state, input, "RFC 6665 section 4.2.2")
     return step
 
 

@@ -1,8 +1,7 @@
-#!/usr/bin/env python
 """
 Fan-out: how long one PUBLISH takes to reach N watchers of one resource,
 from the PUBLISH leaving the publisher until the last of the N NOTIFYs it
-causes has been answered 200 (issue 3 item 9; N = 1,000 by default).
+causes has been answered 200 (N = 1,000 by default).
 
 The script starts C{twistd -n sipevents --store memory} on a free loopback
 UDP port and, when it is installed, Kamailio's presence server
@@ -31,9 +30,10 @@ each:
 Only 127.0.0.1 is used; only processes this script started are stopped,
 by PID.
 
-    python bench/fanout.py                  # N = 1000, ~1 minute
-    python bench/fanout.py --watchers 5000 --rounds 5
-    python bench/fanout.py --no-kamailio
+    python -m bench.fanout                  # N = 1000, ~1 minute
+    python -m bench.fanout --watchers 5000 --rounds 5
+    python -m bench.fanout --no-kamailio
+    python -m bench.fanout --quick          # to see that it runs
 
 The last line is machine-readable: C{BENCH_FANOUT {json}}.
 """
@@ -42,34 +42,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import secrets
-import shutil
 import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
-from _kamailio import findKamailio, kamailioVersion, startKamailio
-from _sipp import (
-    LOOPBACK,
-    countProblems,
-    cpuSeconds,
-    freePort,
-    serverAnswers,
-    startServer,
-    stopProcess,
-)
+from bench import harness
+from bench.harness import LOOPBACK
 
 RESOURCE = "fanout"
 
-#: Header names (full and compact, RFC 3261 section 7.3.3) copied from a
-#: NOTIFY into its 200 (RFC 3261 section 8.2.6.2), lower-cased with colon.
-_COPIED = (b"via:", b"v:", b"from:", b"f:", b"to:", b"t:", b"call-id:", b"i:", b"cseq:")
-_CALL_ID = (b"call-id:", b"i:")
+#: The smallest settings (C{--quick}): a few watchers, one round.
+QUICK = {"watchers": 50, "rounds": 1}
 
 
 @dataclass
@@ -192,26 +179,6 @@ class Watchers:
         ).encode()
         return head + body
 
-    @staticmethod
-    def answer(data: bytes) -> tuple[bytes, bytes]:
-        """
-        The 200 to a NOTIFY, and its Call-ID.
-        """
-        head = data.split(b"\r\n\r\n", 1)[0]
-        copied = []
-        callId = b""
-        for line in head.split(b"\r\n")[1:]:
-            lower = line[:9].lower()
-            if lower.startswith(_COPIED):
-                copied.append(line)
-                if lower.startswith(_CALL_ID):
-                    callId = line.split(b":", 1)[1].strip()
-        return (
-            b"SIP/2.0 200 OK\r\n"
-            + b"\r\n".join(copied)
-            + b"\r\nContent-Length: 0\r\n\r\n"
-        ), callId
-
     def receive(self, timeout: float) -> tuple[bytes, tuple[str, int]] | None:
         self.sock.settimeout(timeout)
         try:
@@ -251,12 +218,12 @@ class Watchers:
                 continue
             data, addr = got
             if data.startswith(b"NOTIFY "):
-                reply, callId = self.answer(data)
+                reply, callId = harness.answerNotify(data)
                 self.sock.sendto(reply, addr)
                 notified.add(callId)
             elif data.startswith(b"SIP/2.0 "):
                 code = data[8:11]
-                callId = self.answer(data)[1]
+                callId = harness.answerNotify(data)[1]
                 if code == b"200" and callId in ids:
                     ok.add(callId)
                 elif code[:1] != b"1":
@@ -275,7 +242,7 @@ class Watchers:
                 break
             data, addr = got
             if data.startswith(b"NOTIFY "):
-                self.sock.sendto(self.answer(data)[0], addr)
+                self.sock.sendto(harness.answerNotify(data)[0], addr)
                 count += 1
         return count
 
@@ -287,7 +254,7 @@ class Watchers:
         result = Round(number)
         seen: set[bytes] = set()
         message = self.publish(marker.decode())
-        cpuBefore = cpuSeconds(pids)
+        cpuBefore = harness.cpuSeconds(pids)
         clientBefore = time.process_time()
         began = time.perf_counter()
         self.sock.sendto(message, self.server)
@@ -302,7 +269,7 @@ class Watchers:
             data, addr = got
             now = time.perf_counter()
             if data.startswith(b"NOTIFY "):
-                reply, callId = self.answer(data)
+                reply, callId = harness.answerNotify(data)
                 self.sock.sendto(reply, addr)
                 if marker not in data:
                     continue
@@ -324,15 +291,16 @@ class Watchers:
                     raise RuntimeError(f"PUBLISH answered {data[:60]!r}")
         result.notified = len(seen)
         result.clientCpu = (time.process_time() - clientBefore) * 1000
-        result.serverCpu = (cpuSeconds(pids) - cpuBefore) * 1000
+        result.serverCpu = (harness.cpuSeconds(pids) - cpuBefore) * 1000
         return result
 
 
-def measure(
-    name: str, port: int, server: subprocess.Popen[bytes], args: argparse.Namespace
-) -> Result:
+def measure(server: harness.Server, name: str, args: argparse.Namespace) -> Result:
+    """
+    Subscribe the watchers to C{server}, then time C{args.rounds} fan-outs.
+    """
     result = Result(name, args.watchers)
-    watchers = Watchers(port, args.watchers)
+    watchers = Watchers(server.port, args.watchers)
     try:
         began = time.monotonic()
         result.subscribed = watchers.subscribeAll()
@@ -357,7 +325,7 @@ def measure(
                 f"watchers {one.clientCpu:.0f} ms)",
                 flush=True,
             )
-            if server.poll() is not None:
+            if server.process.poll() is not None:
                 result.error = "server exited"
                 break
     except RuntimeError as error:
@@ -371,79 +339,66 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f} ms"
 
 
-def main(argv: list[str] | None = None) -> int:
+def arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """
+    The command line (see C{--help}).
+    """
     parser = argparse.ArgumentParser(
+        prog="python -m bench.fanout",
         description="Time from one PUBLISH until N watchers have answered "
-        "their NOTIFY: sipevents vs Kamailio, UDP on loopback."
+        "their NOTIFY: sipevents vs Kamailio, UDP on loopback.",
     )
-    parser.add_argument("--watchers", type=int, default=1000, help="N (default 1000)")
     parser.add_argument(
-        "--rounds", type=int, default=3, help="PUBLISHes to time (default 3)"
+        "--watchers", type=harness.atLeast(1), default=1000, help="N (default 1000)"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=harness.atLeast(1),
+        default=3,
+        help="PUBLISHes to time (default 3)",
     )
     parser.add_argument(
         "--settle",
-        type=float,
+        type=harness.atLeast(0.0, float),
         default=6.0,
         help="seconds to wait before each PUBLISH, past the presence "
         "package's minimum NOTIFY interval (default 6)",
     )
-    parser.add_argument(
-        "--store", default="memory", help="the --store of twistd sipevents"
-    )
-    parser.add_argument(
-        "--twistd-arg",
-        action="append",
-        default=[],
-        metavar="ARG",
-        help="extra argument for the sipevents plugin (repeatable)",
-    )
-    parser.add_argument("--no-kamailio", action="store_true")
-    parser.add_argument("--kamailio-only", action="store_true")
-    parser.add_argument("--keep", action="store_true", help="keep the work directory")
-    args = parser.parse_args(argv)
+    harness.addServerOptions(parser, store="memory")
+    harness.addKamailioOptions(parser)
+    return harness.parseArguments(parser, argv, QUICK)
 
-    kamailio = None if args.no_kamailio else findKamailio()
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = arguments(argv)
+    kamailio = None if args.no_kamailio else harness.findKamailio()
     if args.kamailio_only and kamailio is None:
-        print("kamailio with its presence modules is not installed", file=sys.stderr)
+        print(harness.KAMAILIO_MISSING, file=sys.stderr)
         return 2
     began = time.monotonic()
-    work = tempfile.mkdtemp(prefix="sipevents-fanout-")
     results: list[Result] = []
     problems = None
-    print(f"fan-out of one PUBLISH to {args.watchers} watchers; work dir {work}")
-    try:
+    with harness.workDirectory("sipevents-fanout-", args.keep) as work:
+        print(f"fan-out of one PUBLISH to {args.watchers} watchers; work dir {work}")
         if not args.kamailio_only:
-            port = freePort()
-            server = startServer(
-                port,
-                work,
-                args.twistd_arg,
-                transports=("udp",),
-                store=args.store,
-                cwd=work,
-            )
             try:
-                if not serverAnswers(
-                    port, server, "twistd sipevents", work, ("twistd.log",)
-                ):
-                    return 2
-                print(f"sipevents: twistd pid {server.pid}, --store {args.store}")
-                results.append(measure("sipevents", port, server, args))
-            finally:
-                stopProcess(server)
-                problems = countProblems(os.path.join(work, "twistd.log"))
+                with harness.twistdServer(
+                    work, args.port, store=args.store, extra=args.twistd_arg
+                ) as server:
+                    print(f"sipevents: twistd pid {server.pid}, --store {args.store}")
+                    results.append(measure(server, "sipevents", args))
+            except harness.ServerFailed as failure:
+                print(failure, file=sys.stderr)
+                return 2
+            problems = server.logProblems
         if kamailio is not None:
-            port = freePort()
-            server = startKamailio(port, work, found=kamailio)
             try:
-                if serverAnswers(port, server, "Kamailio", work, ("kamailio.log",)):
-                    print(f"kamailio: {kamailioVersion(kamailio[0])}, pid {server.pid}")
-                    results.append(measure("kamailio", port, server, args))
-            finally:
-                stopProcess(server)
-    finally:
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
+                with harness.kamailioServer(work, kamailio, args.port) as server:
+                    version = harness.kamailioVersion(kamailio[0])
+                    print(f"kamailio: {version}, pid {server.pid}")
+                    results.append(measure(server, "kamailio", args))
+            except harness.ServerFailed as failure:
+                print(failure, file=sys.stderr)
 
     print()
     figures: dict[str, dict[str, object]] = {}

@@ -1,10 +1,9 @@
-#!/usr/bin/env python
 """
 Memory per active subscription: 100,000 presence subscriptions held by the
 notifier with the memory store, measured with C{tracemalloc} (Python heap
-bytes still allocated) and as resident set size (issue 3 item 9; the
-target is at most 1 KiB per idle subscription, record, indices and the
-notifier's runtime state together).
+bytes still allocated) and as resident set size (the target is at most 1
+KiB per idle subscription, record, indices and the notifier's runtime
+state together).
 
 Every subscription goes the whole way a real one goes, without sockets: a
 SUBSCRIBE is built as bytes (its own Call-ID, tags, Contact port and, by
@@ -35,11 +34,12 @@ bookkeeping inflates the resident set:
     subscription; includes allocator overhead and free lists, so it is
     the operator's figure.
 
-Run from anywhere (~3-6 minutes with the defaults):
+Run from the repository root (~3-6 minutes with the defaults):
 
-    python bench/memory.py
-    python bench/memory.py --count 20000
-    python bench/memory.py --resources 10000     # 10 watchers per resource
+    python -m bench.memory
+    python -m bench.memory --count 20000
+    python -m bench.memory --resources 10000     # 10 watchers per resource
+    python -m bench.memory --quick               # to see that it runs
 
 The last line is machine-readable: C{BENCH_MEMORY {json}}.
 """
@@ -54,15 +54,18 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+from bench import harness
+from bench.harness import ROOT
 
-#: For reference: what issue 3 quotes for Kamailio 5.6 (an idle
-#: subscription in about 680 bytes of shared memory).
+#: For reference, not measured here: Kamailio 5.6 keeps an idle
+#: subscription in about 680 bytes of shared memory.
 KAMAILIO_BYTES = 680
+
+#: The smallest settings (C{--quick}): one batch.
+QUICK = {"count": 1000}
 
 
 class HeapClock:
@@ -116,15 +119,6 @@ class HeapClock:
                 continue
             call.called = 1
             call.func(*call.args, **call.kw)
-
-
-def rss() -> int:
-    """
-    The resident set size of this process in bytes (Linux).
-    """
-    with open("/proc/self/statm") as f:
-        pages = int(f.read().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE")
 
 
 def subscribeBytes(i: int, resources: int, run: str) -> bytes:
@@ -249,7 +243,7 @@ def child(mode: str, count: int, resources: int) -> dict[str, Any]:
     gc.collect()
     before = tracemalloc.take_snapshot() if mode == "tracemalloc" else None
     tracedBefore = tracemalloc.get_traced_memory()[0] if mode == "tracemalloc" else 0
-    rssBefore = rss()
+    rssBefore = harness.residentBytes()
     began = time.perf_counter()
     subscribe(0, count)
     settle(40)
@@ -281,23 +275,32 @@ def child(mode: str, count: int, resources: int) -> dict[str, Any]:
             for stat in top
         ]
     else:
-        result["bytesPerSubscription"] = round((rss() - rssBefore) / max(live, 1), 1)
+        result["bytesPerSubscription"] = round(
+            (harness.residentBytes() - rssBefore) / max(live, 1), 1
+        )
     # Keep everything alive until measured.
     del notifier, publications, store
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
+def arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """
+    The command line (see C{--help}).
+    """
     parser = argparse.ArgumentParser(
+        prog="python -m bench.memory",
         description="Bytes of memory per active (idle) subscription, "
-        "in-process notifier with the memory store."
+        "in-process notifier with the memory store.",
     )
     parser.add_argument(
-        "--count", type=int, default=100_000, help="subscriptions (default 100000)"
+        "--count",
+        type=harness.atLeast(1),
+        default=100_000,
+        help="subscriptions (default 100000)",
     )
     parser.add_argument(
         "--resources",
-        type=int,
+        type=harness.atLeast(0),
         default=0,
         help="distinct resources they watch (default: one per subscription, "
         "the case where nothing is shared)",
@@ -305,7 +308,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--child", choices=["tracemalloc", "rss"], help=argparse.SUPPRESS
     )
-    args = parser.parse_args(argv)
+    return harness.parseArguments(parser, argv, QUICK)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = arguments(argv)
     resources = args.resources or args.count
 
     if args.child:
@@ -321,7 +328,8 @@ def main(argv: list[str] | None = None) -> int:
         proc = subprocess.run(
             [
                 sys.executable,
-                os.path.abspath(__file__),
+                "-m",
+                "bench.memory",
                 "--child",
                 mode,
                 "--count",
@@ -329,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
                 "--resources",
                 str(resources),
             ],
+            cwd=ROOT,
             capture_output=True,
             text=True,
             timeout=1800,
@@ -355,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"\nbytes per idle subscription: {traced:,.0f} traced (Python heap), "
         f"{resident:,.0f} resident; target <= 1024; Kamailio 5.6 about "
-        f"{KAMAILIO_BYTES} (issue 3)"
+        f"{KAMAILIO_BYTES} (not measured here)"
     )
     for problem in problems:
         print(f"WARNING: {problem}")

@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """
 Parse + serialize throughput: L{sipevents.sip.parser} against
 C{twisted.protocols.sip}, on the same bytes, in the same run.
@@ -33,8 +32,9 @@ read.
 
 Run from the repository root::
 
-    python bench/parse.py                 # 50,000 messages per case, <= 5 s each
-    python bench/parse.py --count 100000 --seconds 10 --pool 20000
+    python -m bench.parse                 # 50,000 messages per case, <= 5 s each
+    python -m bench.parse --count 100000 --seconds 10 --pool 20000
+    python -m bench.parse --quick         # to see that it runs
 
 The last line of output is machine-readable: C{BENCH_PARSE {json}}.
 """
@@ -44,23 +44,21 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import json
-import os
 import platform
 import random
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from twisted.protocols import sip as tsip
 
-from twisted.protocols import sip as tsip  # noqa: E402
-
-from sipevents import headers as _headers  # noqa: E402
-from sipevents import parser as _parser  # noqa: E402
-from sipevents import uri as _uri  # noqa: E402
-from sipevents.errors import ParseError  # noqa: E402
-from sipevents.sip.parser import parseMessage  # noqa: E402
+from bench import harness
+from sipevents.errors import ParseError
+from sipevents.sip import headers as _headers
+from sipevents.sip import parser as _parser
+from sipevents.sip import uri as _uri
+from sipevents.sip.parser import parseMessage
 
 TWISTED_VERSION = importlib.metadata.version("twisted")
 
@@ -179,6 +177,9 @@ LARGEST_CACHE = max(
         (_parser, "_LINE_CACHE_SIZE"),
     ]
 )
+
+#: The smallest settings (C{--quick}): the smallest pool allowed.
+QUICK = {"count": 2000, "seconds": 1.0, "pool": LARGEST_CACHE + 1}
 
 
 def makePool(template: Callable[[Varying], bytes], size: int, seed: int) -> list[bytes]:
@@ -355,26 +356,31 @@ def check(name: str, pool: list[bytes], body: bytes) -> list[str]:
     return problems
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """
+    The command line (see C{--help}).
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.parse", description=__doc__.strip().split("\n\n")[0]
+    )
     parser.add_argument(
         "--count",
-        type=int,
+        type=harness.atLeast(1),
         default=50000,
         help="messages per case and parser (default 50000)",
     )
     parser.add_argument(
         "--seconds",
-        type=float,
+        type=harness.atLeast(0.1, float),
         default=5.0,
         help="time limit per case and parser, in seconds (default 5)",
     )
     parser.add_argument(
         "--pool",
-        type=int,
+        type=harness.atLeast(LARGEST_CACHE + 1),
         default=10000,
-        help="distinct messages per case (default 10000; more than the "
-        "largest sipevents cache)",
+        help="distinct messages per case (default 10000; more than "
+        f"{LARGEST_CACHE}, the largest sipevents cache)",
     )
     parser.add_argument(
         "--case",
@@ -382,10 +388,11 @@ def main(argv: list[str] | None = None) -> int:
         choices=[name for name, _, _ in CASES],
         help="run only this case (repeatable)",
     )
-    args = parser.parse_args(argv)
-    if args.pool <= LARGEST_CACHE:
-        parser.error(f"--pool must be larger than {LARGEST_CACHE}, the largest cache")
+    return harness.parseArguments(parser, argv, QUICK)
 
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = arguments(argv)
     cases = [c for c in CASES if not args.case or c[0] in args.case]
     pools = {name: makePool(template, args.pool, 0) for name, template, _ in cases}
     problems = [p for name, _, body in cases for p in check(name, pools[name], body)]

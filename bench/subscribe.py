@@ -1,9 +1,8 @@
-#!/usr/bin/env python
 """
 SUBSCRIBE load: the highest rate of whole subscriptions the sipevents
 notifier serves with no failed call, measured with SIPp over UDP on
 loopback, and the same load against Kamailio's presence module when it is
-installed, with the ratio of the two (issue 3 item 9).
+installed, with the ratio of the two.
 
 One SIPp call (C{tests/sipp/subscribe_uac.xml}) is a subscriber's life:
 
@@ -14,7 +13,7 @@ One SIPp call (C{tests/sipp/subscribe_uac.xml}) is a subscriber's life:
 each call on its own resource (C{sip:benchN@127.0.0.1}). The script starts
 C{twistd -n sipevents --store memory} on a free loopback port (the
 in-memory store, like Kamailio's C{subs_db_mode=0}; C{--store} chooses
-another), then runs SIPp at rising rates as C{bench/options_load.py} does:
+another), then runs SIPp at rising rates as C{bench.options_load} does:
 a step passes when no call failed or went unfinished, SIPp exited 0 and
 the achieved rate is at least 90% of the target. It stops climbing at the
 first step that does not pass and bisects to the nearest 100/s (waiting
@@ -31,10 +30,11 @@ machine.
 
 Only processes this script started are stopped, by PID.
 
-    python bench/subscribe.py                    # ~3-8 minutes
-    python bench/subscribe.py --rates 500,1000,1500 --step-seconds 3
-    python bench/subscribe.py --no-kamailio
-    python bench/subscribe.py --store sqlite:bench.sqlite   # ours only
+    python -m bench.subscribe                    # ~3-8 minutes
+    python -m bench.subscribe --rates 500,1000,1500 --step-seconds 3
+    python -m bench.subscribe --no-kamailio
+    python -m bench.subscribe --store sqlite:bench.sqlite   # ours only
+    python -m bench.subscribe --quick            # to see that it runs
 
 The last line is machine-readable: C{BENCH_SUBSCRIBE {json}}.
 """
@@ -44,42 +44,27 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 
-from _kamailio import findKamailio, kamailioVersion, startKamailio
-from _sipp import (
-    LOOPBACK,
-    SIPP_SCENARIOS,
-    Climb,
-    Step,
-    climb,
-    countProblems,
-    freePort,
-    printTable,
-    runScenario,
-    serverAnswers,
-    startServer,
-    stopProcess,
-)
+from bench import harness
 
-SCENARIO = os.path.join(SIPP_SCENARIOS, "subscribe_uac.xml")
+SCENARIO = os.path.join(harness.SIPP_SCENARIOS, "subscribe_uac.xml")
+
+#: The smallest settings (C{--quick}): two short steps per server.
+QUICK = {"rates": [100, 200], "step_seconds": 1.0, "refine": 0, "recovery": 2.0}
 
 
 def measure(
+    server: harness.Server,
     name: str,
     sipp: str,
-    port: int,
-    server: subprocess.Popen[bytes],
     rates: list[int],
     args: argparse.Namespace,
-    work: str,
     deadline: float,
-) -> Climb:
+) -> harness.Climb:
     """
     Climb the rates against one server, measuring its CPU seconds in each
     step's C{serverCpu}.
@@ -88,16 +73,17 @@ def measure(
     def budgetLeft() -> bool:
         return time.monotonic() + args.step_seconds + 10 <= deadline
 
-    def runStep(rate: int) -> Step | None:
-        step = runScenario(
+    def runStep(rate: int) -> harness.Step | None:
+        step = harness.runScenario(
             sipp,
             SCENARIO,
-            port,
+            server.port,
             rate,
             max(1, int(rate * args.step_seconds)),
-            work,
+            server.work,
             f"{name}-r{rate}",
             transport="udp",
+            service="bench",
             cpuPids=[server.pid],
         )
         seconds = step.serverCpu or 0.0
@@ -109,7 +95,7 @@ def measure(
             + ("" if step.passed else f"  <- {step.note}"),
             flush=True,
         )
-        if server.poll() is not None:
+        if server.process.poll() is not None:
             return None
         # Let the server work off its backlog between steps. After an
         # overloaded step, wait past Timer F (32 s, RFC 3261 section
@@ -118,10 +104,10 @@ def measure(
         time.sleep(2.0 if step.passed else args.recovery)
         return step
 
-    return climb(runStep, rates, args.refine, budgetLeft)
+    return harness.climb(runStep, rates, args.refine, budgetLeft)
 
 
-def summary(name: str, result: Climb | None) -> dict[str, object]:
+def summary(name: str, result: harness.Climb | None) -> dict[str, object]:
     """
     The machine-readable figures of one server.
     """
@@ -147,133 +133,78 @@ def summary(name: str, result: Climb | None) -> dict[str, object]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
+def arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """
+    The command line (see C{--help}).
+    """
     parser = argparse.ArgumentParser(
+        prog="python -m bench.subscribe",
         description="Highest SUBSCRIBE/NOTIFY/unSUBSCRIBE calls/s with no "
-        "failed call: sipevents vs Kamailio (SIPp over loopback UDP)."
+        "failed call: sipevents vs Kamailio (SIPp over loopback UDP).",
     )
-    parser.add_argument(
-        "--rates",
-        default="250,500,1000,2000,4000,8000",
-        help="comma-separated target rates in calls/s, tried in order "
-        "(default 250,500,1000,2000,4000,8000)",
-    )
-    parser.add_argument(
-        "--step-seconds",
-        type=float,
-        default=5.0,
-        help="duration of each step; calls = rate * this (default 5)",
-    )
-    parser.add_argument(
-        "--budget",
-        type=float,
-        default=240.0,
-        help="time budget in seconds for each server; no step starts that "
-        "would overrun it (default 240)",
+    harness.addClimbOptions(
+        parser,
+        rates="250,500,1000,2000,4000,8000",
+        budget=240.0,
+        budgetText="time budget in seconds for each server",
     )
     parser.add_argument(
         "--recovery",
-        type=float,
+        type=harness.atLeast(0.0, float),
         default=35.0,
         help="seconds to wait after a step that did not pass, past Timer F "
         "(32 s), so that the server has stopped retransmitting to failed "
         "calls before the next step (default 35)",
     )
-    parser.add_argument(
-        "--refine",
-        type=int,
-        default=2,
-        help="extra steps bisecting between the last rate that passed and "
-        "the first that did not (default 2; 0 to disable)",
-    )
-    parser.add_argument(
-        "--store",
-        default="memory",
-        help="the --store of twistd sipevents (default memory, as Kamailio "
-        "here keeps its subscriptions in memory)",
-    )
-    parser.add_argument(
-        "--twistd-arg",
-        action="append",
-        default=[],
-        metavar="ARG",
-        help="extra argument for the sipevents plugin (repeatable)",
-    )
-    parser.add_argument(
-        "--no-kamailio",
-        action="store_true",
-        help="measure sipevents only, even if Kamailio is installed",
-    )
-    parser.add_argument(
-        "--kamailio-only", action="store_true", help="measure Kamailio only"
-    )
-    parser.add_argument("--sipp", default=shutil.which("sipp"), help="SIPp binary")
-    parser.add_argument(
-        "--keep", action="store_true", help="keep the work directory (logs, CSVs)"
-    )
-    args = parser.parse_args(argv)
+    harness.addServerOptions(parser, store="memory")
+    harness.addKamailioOptions(parser)
+    return harness.parseArguments(parser, argv, QUICK)
 
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = arguments(argv)
     if not args.sipp:
         print("sipp not found (Debian: apt-get install sip-tester)", file=sys.stderr)
         return 2
-    rates = [int(r) for r in args.rates.split(",") if r.strip()]
-    kamailio = None if args.no_kamailio else findKamailio()
+    rates: list[int] = args.rates
+    kamailio = None if args.no_kamailio else harness.findKamailio()
     if args.kamailio_only and kamailio is None:
-        print(
-            "kamailio with its presence and sqlite modules is not installed "
-            "(Debian: apt-get install kamailio kamailio-presence-modules "
-            "kamailio-sqlite-modules)",
-            file=sys.stderr,
-        )
+        print(harness.KAMAILIO_MISSING, file=sys.stderr)
         return 2
     began = time.monotonic()
-    work = tempfile.mkdtemp(prefix="sipevents-subscribe-")
-    results: dict[str, Climb | None] = {}
+    results: dict[str, harness.Climb | None] = {}
     problems: int | None = None
-    print(
-        f"SUBSCRIBE load over UDP on {LOOPBACK}, {args.step_seconds:g} s per "
-        f"step, budget {args.budget:g} s per server; work dir {work}"
-    )
 
-    def measureOn(name: str, port: int, server: subprocess.Popen[bytes]) -> Climb:
+    def measureOn(server: harness.Server, name: str) -> harness.Climb:
         deadline = time.monotonic() + args.budget
-        return measure(name, args.sipp, port, server, rates, args, work, deadline)
+        return measure(server, name, args.sipp, rates, args, deadline)
 
-    try:
+    with harness.workDirectory("sipevents-subscribe-", args.keep) as work:
+        print(
+            f"SUBSCRIBE load over UDP on {harness.LOOPBACK}, "
+            f"{args.step_seconds:g} s per step, budget {args.budget:g} s per "
+            f"server; work dir {work}"
+        )
         if not args.kamailio_only:
-            port = freePort()
-            server = startServer(
-                port,
-                work,
-                args.twistd_arg,
-                transports=("udp",),
-                store=args.store,
-                cwd=work,
-            )
             try:
-                if not serverAnswers(
-                    port, server, "twistd sipevents", work, ("twistd.log", "twistd.out")
-                ):
-                    return 2
-                print(f"sipevents: twistd pid {server.pid}, --store {args.store}")
-                results["sipevents"] = measureOn("sipevents", port, server)
-            finally:
-                stopProcess(server)
-                problems = countProblems(os.path.join(work, "twistd.log"))
+                with harness.twistdServer(
+                    work, args.port, store=args.store, extra=args.twistd_arg
+                ) as server:
+                    print(f"sipevents: twistd pid {server.pid}, --store {args.store}")
+                    results["sipevents"] = measureOn(server, "sipevents")
+            except harness.ServerFailed as failure:
+                print(failure, file=sys.stderr)
+                return 2
+            problems = server.logProblems
         if kamailio is not None:
-            port = freePort()
-            server = startKamailio(port, work, found=kamailio)
             try:
-                if not serverAnswers(port, server, "Kamailio", work, ("kamailio.log",)):
-                    results["kamailio"] = None
-                else:
-                    print(f"kamailio: {kamailioVersion(kamailio[0])}, pid {server.pid}")
-                    results["kamailio"] = measureOn("kamailio", port, server)
-            finally:
-                stopProcess(server)
-    finally:
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
+                with harness.kamailioServer(work, kamailio, args.port) as server:
+                    version = harness.kamailioVersion(kamailio[0])
+                    print(f"kamailio: {version}, pid {server.pid}")
+                    results["kamailio"] = measureOn(server, "kamailio")
+            except harness.ServerFailed as failure:
+                print(failure, file=sys.stderr)
+                results["kamailio"] = None
 
     figures = {}
     for name, result in results.items():
@@ -282,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print()
         print(f"{name}:")
-        printTable(sorted(result.steps, key=lambda s: s.rate))
+        harness.printTable(sorted(result.steps, key=lambda s: s.rate))
         best = result.best
         if best is None:
             print(f"{name}: no rate passed with zero failed calls ({result.stopped})")
@@ -303,10 +234,7 @@ def main(argv: list[str] | None = None) -> int:
             f"({ours['best']} vs {theirs['best']} calls/s)"
         )
     elif kamailio is None and not args.no_kamailio:
-        print(
-            "\nKamailio is not installed: no ratio (Debian: apt-get install "
-            "kamailio kamailio-presence-modules kamailio-sqlite-modules)"
-        )
+        print(f"\nno ratio: {harness.KAMAILIO_MISSING}")
     if problems:
         print(
             f"WARNING: the sipevents log has {problems} traceback or "

@@ -1,7 +1,6 @@
-#!/usr/bin/env python
 """
 The server's CPU per SUBSCRIBE call, in process: the call flow of
-C{bench/subscribe.py} (C{tests/sipp/subscribe_uac.xml}) pushed through the
+C{bench.subscribe} (C{tests/sipp/subscribe_uac.xml}) pushed through the
 real L{sipevents.app.service.SIPEventsService} stack, with no sockets and no
 SIPp, so that it can be profiled and its cost read without the noise of a
 shared machine.
@@ -26,10 +25,11 @@ sipevents} tunes it.
 Only the server's work is timed (process CPU time around each delivery and
 each timer run); building SIPp's messages and reading the server's is not.
 
-    python bench/subscribe_profile.py                      # 20,000 calls
-    python bench/subscribe_profile.py --calls 50000 --rate 1500
-    python bench/subscribe_profile.py --profile 30         # cProfile, top 30
-    python bench/subscribe_profile.py --store sqlite       # in a temp file
+    python -m bench.subscribe_profile                      # 20,000 calls
+    python -m bench.subscribe_profile --calls 50000 --rate 1500
+    python -m bench.subscribe_profile --profile 30         # cProfile, top 30
+    python -m bench.subscribe_profile --store sqlite       # in a temp file
+    python -m bench.subscribe_profile --quick              # to see that it runs
 
 The last line is machine-readable: C{BENCH_SUBSCRIBE_PROFILE {json}}.
 """
@@ -46,17 +46,18 @@ import re
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from typing import Any
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+from twisted.internet.selectreactor import SelectReactor
 
-from twisted.internet.selectreactor import SelectReactor  # noqa: E402
+from bench import harness
+from sipevents.app.service import SIPEventsService, tuneGarbageCollector
+from sipevents.store.memory import MemoryStore
+from sipevents.testing import MemoryUDPReactor
 
-from sipevents.app.service import SIPEventsService, tuneGarbageCollector  # noqa: E402
-from sipevents.store.memory import MemoryStore  # noqa: E402
-from sipevents.testing import MemoryUDPReactor  # noqa: E402
+#: The smallest settings (C{--quick}).
+QUICK = {"calls": 1000, "warmup": 1000}
 
 PEER = ("127.0.0.1", 5061)
 SERVER_PORT = 5060
@@ -80,25 +81,10 @@ SUBSCRIBE = (
 _TOTAG = re.compile(rb"\r\nTo:[^\r]*;tag=([^;> \r]+)", re.I)
 _CONTACT = re.compile(rb"\r\n(?:Contact|m):[^<\r]*<([^>]+)>", re.I)
 _STATE = re.compile(rb"\r\nSubscription-State: *([a-z]+)", re.I)
-_ECHOED = (b"via:", b"v:", b"from:", b"f:", b"to:", b"t:", b"call-id:", b"i:")
 
 
 class Failed(Exception):
     """The server did not answer as the SIPp scenario expects."""
-
-
-def answer(notify: bytes) -> bytes:
-    """
-    SIPp's 200 to a NOTIFY: C{[last_Via:] [last_From:] [last_To:]
-    [last_Call-ID:] [last_CSeq:]}.
-    """
-    head = notify.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]
-    kept = [
-        line
-        for line in head
-        if line.lower().startswith(_ECHOED) or line.lower().startswith(b"cseq:")
-    ]
-    return b"SIP/2.0 200 OK\r\n" + b"\r\n".join(kept) + b"\r\nContent-Length: 0\r\n\r\n"
 
 
 class Driver:
@@ -211,7 +197,10 @@ class Driver:
                     if found is None or found.group(1) != state:
                         raise Failed(f"NOTIFY says {found and found.group(1)!r}")
                     notified = True
-                    self.deliver(answer(packet), f"200 to NOTIFY ({state.decode()})")
+                    self.deliver(
+                        harness.answerNotify(packet)[0],
+                        f"200 to NOTIFY ({state.decode()})",
+                    )
             if final is not None and notified:
                 return final
         raise Failed(f"200 {final is not None}, NOTIFY {notified}")
@@ -255,24 +244,31 @@ class Driver:
         shutil.rmtree(self.tempdir, ignore_errors=True)
 
 
-def main(argv: list[str] | None = None) -> int:
+def arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """
+    The command line (see C{--help}).
+    """
     parser = argparse.ArgumentParser(
+        prog="python -m bench.subscribe_profile",
         description="Server CPU per SUBSCRIBE/NOTIFY/unSUBSCRIBE call, in "
-        "process (the call flow of bench/subscribe.py, no sockets)."
+        "process (the call flow of bench.subscribe, no sockets).",
     )
     parser.add_argument(
-        "--calls", type=int, default=20000, help="timed calls (default 20000)"
+        "--calls",
+        type=harness.atLeast(1),
+        default=20000,
+        help="timed calls (default 20000)",
     )
     parser.add_argument(
         "--warmup",
-        type=int,
+        type=harness.atLeast(0),
         default=None,
         help="untimed calls first (default: 40 s of simulated time, so that "
         "Timer J's queue is full)",
     )
     parser.add_argument(
         "--rate",
-        type=float,
+        type=harness.atLeast(1.0, float),
         default=1000.0,
         help="simulated calls/s: how fast simulated time advances (default 1000)",
     )
@@ -280,11 +276,11 @@ def main(argv: list[str] | None = None) -> int:
         "--store",
         choices=["memory", "sqlite"],
         default="memory",
-        help="the store (default memory, as bench/subscribe.py)",
+        help="the store (default memory, as bench.subscribe)",
     )
     parser.add_argument(
         "--profile",
-        type=int,
+        type=harness.atLeast(0),
         default=0,
         metavar="N",
         help="run the timed calls under cProfile and print the top N "
@@ -307,7 +303,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="leave the garbage collector as it is (twistd tunes it)",
     )
-    args = parser.parse_args(argv)
+    return harness.parseArguments(parser, argv, QUICK)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = arguments(argv)
     warmup = args.warmup if args.warmup is not None else min(int(args.rate * 40), 60000)
 
     driver = Driver(args.store, args.rate, not args.no_log_file)

@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """
 Memory per completed UDP server transaction, and the in-process cost of an
 OPTIONS, without sockets.
@@ -33,8 +32,9 @@ otherwise).
 
 Run from the repository root::
 
-    python bench/transaction_memory.py            # 20,000 transactions
-    python bench/transaction_memory.py --count 50000
+    python -m bench.transaction_memory            # 20,000 transactions
+    python -m bench.transaction_memory --count 50000
+    python -m bench.transaction_memory --quick    # to see that it runs
 
 The last line is machine-readable: C{BENCH_MEMORY {json}}.
 """
@@ -44,18 +44,20 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
 import sys
 import time
 import tracemalloc
+from collections.abc import Sequence
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from twisted.internet.task import Clock
 
-from twisted.internet.task import Clock  # noqa: E402
+from bench import harness
+from sipevents.sip.transport import SIPDatagramProtocol, TransportLayer
+from sipevents.sip.useragent import UserAgent
+from sipevents.testing import MemoryUDPReactor
 
-from sipevents.sip.transport import SIPDatagramProtocol, TransportLayer  # noqa: E402
-from sipevents.sip.useragent import UserAgent  # noqa: E402
-from sipevents.testing import MemoryUDPReactor  # noqa: E402
+#: The smallest settings (C{--quick}).
+QUICK = {"count": 1000}
 
 #: The OPTIONS of bench/options.xml as SIPp sends it (RFC 3261 section 11).
 TEMPLATE = (
@@ -83,19 +85,27 @@ def datagrams(run: int, count: int) -> list[bytes]:
     return [TEMPLATE.format(run=run, n=n).encode("ascii") for n in range(count)]
 
 
-def main(argv: list[str] | None = None) -> int:
+def arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """
+    The command line (see C{--help}).
+    """
     parser = argparse.ArgumentParser(
+        prog="python -m bench.transaction_memory",
         description="Memory per completed UDP server transaction and the "
-        "in-process cost of an OPTIONS."
+        "in-process cost of an OPTIONS.",
     )
     parser.add_argument(
         "--count",
-        type=int,
+        type=harness.atLeast(1000),
         default=20000,
-        help="completed transactions to measure (default 20000)",
+        help="completed transactions to measure (default 20000, at least 1000)",
     )
-    args = parser.parse_args(argv)
-    count = max(args.count, 1000)
+    return harness.parseArguments(parser, argv, QUICK)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = arguments(argv)
+    count = args.count
 
     reactor = MemoryUDPReactor()
     clock = Clock()

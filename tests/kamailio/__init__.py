@@ -1,8 +1,8 @@
 """
 Kamailio with its presence module: the foreign notifier that the interop
 tests subscribe to (C{tests/test_interop_subscriber.py}) and that the
-benchmarks compare sipevents with (C{bench/subscribe.py}, C{bench/fanout.py},
-through C{bench/_kamailio.py}). The one launcher both use.
+benchmarks compare sipevents with (C{bench.subscribe}, C{bench.fanout},
+through C{bench.harness.kamailioServer}). The one launcher both use.
 
 L{startKamailio} runs C{kamailio -DD -E} (foreground, log on standard error)
 with C{tests/kamailio/kamailio.cfg} on a loopback UDP port, one worker

@@ -1546,6 +1546,36 @@ class UnsubscribeTests(SubscriberMixin, SynchronousTestCase):
         self.respond(self.last(), 481)
         self.assertIsNone(self.successResultOf(d).failure)
 
+    def test_rfc6665_4_1_2_3_unsubscribe204(self) -> None:
+        """
+        An unsubscription answered 204 ends at once: no final NOTIFY will
+        come (RFC 6665 section 4.1.2.2, RFC 5839).
+        """
+        subscription, _ = self.establish()
+        d = subscription.unsubscribe()
+        self.respond(self.last(), 204)
+        termination = self.successResultOf(d)
+        self.assertIsNone(termination.failure)
+        self.assertIs(subscription.state, SubscriberState.TERMINATED)
+        self.assertEqual(self.observer.names()[-1], "ended")
+
+    def test_rfc6665_4_1_2_3_unsubscribingState(self) -> None:
+        """
+        While the final NOTIFY is awaited the handle is C{unsubscribing},
+        holding Timer N only; unsubscribing again sends nothing more.
+        """
+        subscription, _ = self.establish()
+        first = subscription.unsubscribe()
+        self.assertIs(subscription.state, SubscriberState.UNSUBSCRIBING)
+        self.assertIsNone(subscription._refreshCall)
+        self.assertIsNone(subscription._expiryCall)
+        self.assertIsNotNone(subscription._timerN)
+        sent = len(self.sent())
+        second = subscription.unsubscribe()
+        self.assertEqual(len(self.sent()), sent)
+        self.clock.advance(TIMER_N)
+        self.assertEqual(self.successResultOf(first), self.successResultOf(second))
+
     def test_rfc6665_4_1_2_3_unsubscribeBeforeEstablished(self) -> None:
         """
         Unsubscribing before any 2xx or NOTIFY ends at once; a late NOTIFY

@@ -282,3 +282,17 @@ class ExchangeTests(SynchronousTestCase):
         exchange, d = self.exchange()
         self.sender.sent[-1][2].errback(Failure(TransactionTimeout("Timer F")))
         self.failureResultOf(d, TransactionTimeout)
+
+    def test_ownerRebuildFails(self) -> None:
+        """
+        When the owner's rebuild raises something unexpected, the response
+        is the answer and the error is logged.
+        """
+
+        def lengthen(minExpires: int) -> Request:
+            raise RuntimeError("broken")
+
+        exchange, d = self.exchange(lengthen=lengthen)
+        self.sender.answer(423, [("Min-Expires", "1800")])
+        self.assertEqual(self.successResultOf(d).code, 423)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)

@@ -1562,7 +1562,8 @@ class UnsubscribeTests(SubscriberMixin, SynchronousTestCase):
     def test_rfc6665_4_1_2_3_unsubscribingState(self) -> None:
         """
         While the final NOTIFY is awaited the handle is C{unsubscribing},
-        holding Timer N only; unsubscribing again sends nothing more.
+        holding Timer N only, and still active for C{whenActive}; unsubscribing
+        again sends nothing more.
         """
         subscription, _ = self.establish()
         first = subscription.unsubscribe()
@@ -1570,6 +1571,10 @@ class UnsubscribeTests(SubscriberMixin, SynchronousTestCase):
         self.assertIsNone(subscription._refreshCall)
         self.assertIsNone(subscription._expiryCall)
         self.assertIsNotNone(subscription._timerN)
+        self.assertEqual(
+            self.successResultOf(subscription.whenActive()),
+            subscription.notification,
+        )
         sent = len(self.sent())
         second = subscription.unsubscribe()
         self.assertEqual(len(self.sent()), sent)

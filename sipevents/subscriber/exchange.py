@@ -146,8 +146,17 @@ class UACExchange:
         d.addCallbacks(self._answered, self._notAnswered)
 
     def _answered(self, response: Response) -> None:
-        if not self.abandoned and self._reissue(response):
-            return
+        if not self.abandoned:
+            try:
+                if self._reissue(response):
+                    return
+            except Exception:
+                # The owner's rebuild failed: the response is the answer.
+                self.log.failure(
+                    "Could not send again after {code} in {exchange!r}",
+                    code=response.code,
+                    exchange=self,
+                )
         self._deferred.callback(response)
 
     def _notAnswered(self, failure: Failure) -> None:

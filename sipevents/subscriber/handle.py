@@ -278,14 +278,26 @@ class _Sending:
 @dataclass(frozen=True, slots=True)
 class _Attempt:
     """
-    Where a SUBSCRIBE outside a dialog goes, worked out before it is sent
-    (the part that can fail).
+    One attempt at a subscription: the identity of its SUBSCRIBE outside a
+    dialog (RFC 3261 section 8.1.1, a new Call-ID and From tag for each
+    re-subscription, RFC 6665 section 4.1.2.2), shared by the forks it
+    makes, and where that SUBSCRIBE went, which in-dialog requests follow
+    over TCP or TLS (L{sipevents.sip.dialog.nextHop}).
+
+    @ivar target: where the first SUBSCRIBE went (a redirection changes it).
+    @ivar secure: whether the Request-URI is SIPS.
+    @ivar contact: our Contact URI.
+    @ivar fromUri: our From URI.
+    @ivar callId: the Call-ID.
+    @ivar localTag: our From tag.
     """
 
     target: Target
     secure: bool
     contact: str
     fromUri: str
+    callId: str
+    localTag: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,10 +343,11 @@ class Subscription:
     """
     One subscription at the subscriber: one dialog usage (RFC 6665 section
     4.1.2), and the user's handle on it. The main handle returned by
-    L{Subscriber.subscribe} lives on through re-subscriptions (each a new
-    dialog); forks (C{forkOf} set) are made by forked NOTIFYs.
+    L{sipevents.subscriber.subscriber.Subscriber.subscribe} lives on through
+    re-subscriptions (each a new dialog); forks (C{forkOf} set) are made by
+    forked NOTIFYs.
 
-    @ivar subscriber: the L{Subscriber}.
+    @ivar subscriber: the L{sipevents.subscriber.subscriber.Subscriber}.
     @ivar target: the URI subscribed to, as text.
     @ivar event: the event type (C{"presence"}, C{"presence.winfo"}).
     @ivar id: the Event C{id}, or C{None}.
@@ -382,13 +395,8 @@ class Subscription:
         self._retryAllowed = forkOf is None and not fetch and options.expires != 0
         self._expires = options.expires
         self._requestURI = target
-        self._fromUri = ""
-        self._callId = ""
-        self._localTag = ""
+        self._attempt: _Attempt | None = None
         self._cseq = 0
-        self._contact = ""
-        self._firstTarget: Target | None = None
-        self._secure = False
         self._generation = 0
         # Re-subscriptions in a row that have not reached active: the
         # back-off's exponent, and whether a failed SUBSCRIBE is retried.
@@ -405,8 +413,7 @@ class Subscription:
         self._ended: Termination | None = None
         self._activeWaiters: list[Deferred[Notification]] = []
         self._notifyWaiters: list[Deferred[Notification]] = []
-        self._terminatedWaiters: list[Deferred[Termination]] = []
-        self._unsubscribeWaiters: list[Deferred[Termination]] = []
+        self._endWaiters: list[Deferred[Termination]] = []
 
     def __repr__(self) -> str:
         fork = " (fork)" if self.forkOf is not None else ""
@@ -484,8 +491,16 @@ class Subscription:
         """
         if self._ended is not None:
             return fail(self._failureOf(self._ended))
-        if self.state is _S.ACTIVE and self.notification is not None:
-            return succeed(self.notification)
+        notification = self.notification
+        if notification is not None and (
+            self.state is _S.ACTIVE
+            or (
+                # Active until the final NOTIFY says otherwise.
+                self.state is _S.UNSUBSCRIBING
+                and notification.subscriptionState.state == "active"
+            )
+        ):
+            return succeed(notification)
         d: Deferred[Notification] = Deferred()
         self._activeWaiters.append(d)
         return d
@@ -498,7 +513,7 @@ class Subscription:
         if self._ended is not None:
             return succeed(self._ended)
         d: Deferred[Termination] = Deferred()
-        self._terminatedWaiters.append(d)
+        self._endWaiters.append(d)
         return d
 
     def refresh(self, expires: int | None = None) -> Deferred[None]:
@@ -527,7 +542,7 @@ class Subscription:
         """
         d: Deferred[Termination] = Deferred()
         if self._ended is None:
-            self._unsubscribeWaiters.append(d)
+            self._endWaiters.append(d)
         for fork in list(self.forks):
             fork.unsubscribe()
         if self.dialog is None:
@@ -565,7 +580,14 @@ class Subscription:
             or self.subscriber.localUri
             or (f"sip:sipevents@{host}")
         )
-        return _Attempt(target, secure, contact, fromUri)
+        return _Attempt(
+            target,
+            secure,
+            contact,
+            fromUri,
+            callId=secrets.token_hex(12),
+            localTag=secrets.token_hex(8),
+        )
 
     def _sendSubscribe(self, attempt: _Attempt) -> None:
         """
@@ -573,15 +595,10 @@ class Subscription:
         a new Call-ID and From tag.
         """
         self._generation += 1
-        self._callId = secrets.token_hex(12)
-        self._localTag = secrets.token_hex(8)
+        self._attempt = attempt
         self._cseq = 0
         self.dialog = None
         self._lastFailure = None
-        self._secure = attempt.secure
-        self._firstTarget = attempt.target
-        self._contact = attempt.contact
-        self._fromUri = attempt.fromUri
         self.subscriber._attemptStarted(self)
         sending = _Sending(_Kind.INITIAL, self._generation, self._expires)
         self._send(sending, self._initialRequest(), attempt.target)
@@ -612,13 +629,8 @@ class Subscription:
         """
         self._expires = main._expires
         self._requestURI = main._requestURI
-        self._fromUri = main._fromUri
-        self._callId = main._callId
-        self._localTag = main._localTag
+        self._attempt = main._attempt
         self._cseq = main._cseq
-        self._contact = main._contact
-        self._firstTarget = main._firstTarget
-        self._secure = main._secure
         self._generation = 1
 
     def _initialRequest(self) -> Request:
@@ -627,12 +639,14 @@ class Subscription:
         the proxy as a preloaded loose route (section 8.1.2).
         """
         options = self._options
+        attempt = self._attempt
+        assert attempt is not None
         self._cseq += 1
         fields: list[tuple[str, str]] = [
             ("Max-Forwards", MAX_FORWARDS),
             ("To", f"<{_addressOfRecord(self.target)}>"),
-            ("From", f"<{self._fromUri}>;tag={self._localTag}"),
-            ("Call-ID", self._callId),
+            ("From", f"<{attempt.fromUri}>;tag={attempt.localTag}"),
+            ("Call-ID", attempt.callId),
             ("CSeq", f"{self._cseq} SUBSCRIBE"),
         ]
         if options.proxy:
@@ -648,10 +662,12 @@ class Subscription:
         The fields every SUBSCRIBE of ours carries after the dialog ones.
         """
         options = self._options
+        attempt = self._attempt
+        assert attempt is not None
         fields = [("Event", str(Event(self.event, id=self.id)))]
         if expires is not None:
             fields.append(("Expires", str(expires)))
-        fields.append(("Contact", f"<{self._contact}>"))
+        fields.append(("Contact", f"<{attempt.contact}>"))
         if options.accept:
             fields.append(("Accept", ", ".join(options.accept)))
         if options.body and options.contentType:
@@ -699,7 +715,8 @@ class Subscription:
         def redirect(uri: str) -> tuple[Request, Target]:
             target = targetFromURI(parseURI(self._options.proxy or uri))
             self._requestURI = uri
-            self._firstTarget = target
+            assert self._attempt is not None
+            self._attempt = replace(self._attempt, target=target)
             return self._initialRequest(), target
 
         def sent(request: Request) -> None:
@@ -884,7 +901,7 @@ class Subscription:
             toAddr = response.toAddr
             tag = toAddr.tag if toAddr is not None else None
             if self.dialog is None and tag:
-                self._dialogFromResponse(response, tag, sending)
+                self._dialogFromResponse(response, tag)
             elif self.dialog is not None and tag != self.dialog.remoteTag:
                 # The 2xx came from another branch than the NOTIFY that
                 # made our dialog; that branch's NOTIFY will fork.
@@ -911,9 +928,7 @@ class Subscription:
             if wait >= 1:
                 self._arm(SubscriberTimer.REFRESH, wait, self._onRefreshTimer)
 
-    def _dialogFromResponse(
-        self, response: Response, tag: str, sending: _Sending
-    ) -> None:
+    def _dialogFromResponse(self, response: Response, tag: str) -> None:
         """
         The dialog a 2xx creates at the UAC (RFC 3261 section 12.1.2):
         route set from Record-Route reversed, remote target from Contact.
@@ -926,11 +941,7 @@ class Subscription:
         remoteTarget = self._requestURI
         if contacts and isinstance(contacts[0].uri, SIPURI):
             remoteTarget = formatURI(contacts[0].uri)
-        exchange = sending.exchange
-        assert exchange is not None
-        self.dialog = self._newDialog(
-            tag, remoteTarget, routes, None, self._firstTarget or exchange.target
-        )
+        self.dialog = self._newDialog(tag, remoteTarget, routes, None)
         self.subscriber._dialogStarted(self)
 
     def _newDialog(
@@ -939,23 +950,24 @@ class Subscription:
         remoteTarget: str,
         routeSet: tuple[str, ...],
         remoteCSeq: int | None,
-        first: Target,
     ) -> ClientDialog:
         """
         This usage's dialog with the notifier that answered or NOTIFYed
-        from C{remoteTag}, its flow that of the first SUBSCRIBE, sent to
-        C{first}.
+        from C{remoteTag}, its flow that of the attempt's first SUBSCRIBE.
         """
+        attempt = self._attempt
+        assert attempt is not None
+        first = attempt.target
         return ClientDialog(
-            callId=self._callId,
-            localTag=self._localTag,
+            callId=attempt.callId,
+            localTag=attempt.localTag,
             remoteTag=remoteTag,
-            localUri=self._fromUri,
+            localUri=attempt.fromUri,
             remoteUri=self.target,
             remoteTarget=remoteTarget,
             routeSet=routeSet,
             remoteCSeq=remoteCSeq,
-            secure=self._secure,
+            secure=attempt.secure,
             flowTransport=first.transport.upper(),
             flowHost=first.host,
             flowPort=first.port,
@@ -1150,15 +1162,12 @@ class Subscription:
                 contact = (
                     dialog.remoteTarget if dialog is not None else self._requestURI
                 )
-            firstTarget = self._firstTarget
-            assert firstTarget is not None
             self.dialog = self._newDialog(
                 remoteTag,
                 contact,
                 # RFC 6665 section 4.4.1: from the NOTIFY, in order.
                 tuple(str(r) for r in request.recordRoutes),
                 remoteCSeq,
-                firstTarget,
             )
             if dialog is None:
                 self.subscriber._dialogStarted(self)
@@ -1321,11 +1330,9 @@ class Subscription:
             waiters.clear()
             for d in pending:
                 d.errback(failure)
-        for ended in (self._terminatedWaiters, self._unsubscribeWaiters):
-            pending2 = list(ended)
-            ended.clear()
-            for d2 in pending2:
-                d2.callback(termination)
+        ended, self._endWaiters = self._endWaiters, []
+        for d2 in ended:
+            d2.callback(termination)
 
     def _callObserver(self, method: str, *args: Any) -> None:
         """

@@ -283,7 +283,9 @@ class Subscriber:
         return found
 
     def _attemptStarted(self, subscription: Subscription) -> None:
-        self._byAttempt[(subscription._callId, subscription._localTag)] = subscription
+        attempt = subscription._attempt
+        assert attempt is not None
+        self._byAttempt[(attempt.callId, attempt.localTag)] = subscription
 
     def _dialogStarted(self, subscription: Subscription) -> None:
         dialog = subscription.dialog
@@ -293,9 +295,11 @@ class Subscriber:
         )
 
     def _usageEnded(self, subscription: Subscription) -> None:
-        key = (subscription._callId, subscription._localTag)
-        if self._byAttempt.get(key) is subscription:
-            del self._byAttempt[key]
+        attempt = subscription._attempt
+        if attempt is not None:
+            key = (attempt.callId, attempt.localTag)
+            if self._byAttempt.get(key) is subscription:
+                del self._byAttempt[key]
         dialog = subscription.dialog
         if dialog is not None:
             dkey = (dialog.callId, dialog.localTag, dialog.remoteTag)

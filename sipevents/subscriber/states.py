@@ -298,7 +298,8 @@ TRANSITIONS: Mapping[tuple[SubscriberState, SubscriberInput], Transition] = {
     (_S.UNSUBSCRIBING, _I.NOTIFY_PENDING): Transition(_S.UNSUBSCRIBING, _A.NOTIFIED),
     (_S.UNSUBSCRIBING, _I.NOTIFY_ACTIVE): Transition(_S.UNSUBSCRIBING, _A.NOTIFIED),
     **_rows(_IN_USAGE, _I.NOTIFY_UNKNOWN, None, _A.REPORT),
-    # Refreshing (section 4.1.2.2): the application may ask in any state,
+    # Refreshing (section 4.1.2.2): the application may ask in any state a
+    # handle it holds can be in (init never leaves Subscriber.subscribe),
     # and is refused where there is nothing to refresh.
     **_rows(_LIVE, _I.REFRESH, None, _A.SEND_REFRESH),
     **_rows(

@@ -506,8 +506,12 @@ class ISubscription(Interface):
     target = Attribute("L{str}: the URI subscribed to, as text.")
     event = Attribute('L{str}: the event type, e.g. C{"presence"}.')
     state = Attribute(
-        "The state of RFC 6665 section 4.1.2: init, NOTIFY wait, pending, "
-        "active or terminated (a L{sipevents.subscriber.states} member)."
+        "A L{sipevents.subscriber.states.SubscriberState}: the state of RFC "
+        "6665 section 4.1.2 (init, notify_wait, pending, active, "
+        "terminated), or unsubscribing (C{Expires: 0} sent, section "
+        "4.1.2.3) or retry_wait (the usage ended; the same handle "
+        "re-subscribes after a delay, section 4.1.3). Changed only by the "
+        "table L{sipevents.subscriber.states.TRANSITIONS}."
     )
     notification = Attribute(
         "The latest L{sipevents.events.Notification}, or C{None} before the first."
@@ -560,7 +564,7 @@ class ISubscriptionObserver(Interface):
     subscription (RFC 6665 section 4.1): its NOTIFYs, each new dialog usage
     (forks included, section 4.1.4) and its end.
 
-    Called by L{sipevents.subscriber.subscriber.Subscription} on the reactor thread;
+    Called by L{sipevents.subscriber.handle.Subscription} on the reactor thread;
     every method returns nothing, and an exception it raises is logged and
     changes nothing (the NOTIFY has been answered 200 already).
     L{sipevents.subscriber.subscriber.SubscriptionObserver} is a do-nothing base to
@@ -573,7 +577,7 @@ class ISubscriptionObserver(Interface):
         """
         A NOTIFY arrived and was answered 200 (RFC 6665 section 4.1.3).
 
-        @param subscription: the L{sipevents.subscriber.subscriber.Subscription} (a
+        @param subscription: the L{sipevents.subscriber.handle.Subscription} (a
             fork's own handle for a forked NOTIFY).
         @param notification: the L{sipevents.events.Notification}:
             Subscription-State, Event, content type, body, the NOTIFY.
@@ -633,7 +637,7 @@ class ISubscriber(Interface):
         """
         Subscribe to C{event} at C{target}; the SUBSCRIBE is sent at once
         (RFC 6665 section 4.1.2.1) and refreshed, re-subscribed and
-        reported as L{sipevents.subscriber.subscriber} describes.
+        reported as L{sipevents.subscriber.handle} describes.
 
         Called by applications.
 
@@ -654,7 +658,7 @@ class ISubscriber(Interface):
         @param credentials: L{sipevents.events.Credentials} to answer 401
             and 407 challenges with.
         @param fromUri: our From URI for this subscription.
-        @return: a L{sipevents.subscriber.subscriber.Subscription} (a value, not a
+        @return: an L{ISubscription} (a value, not a
             L{Deferred}); its C{whenActive} and C{whenTerminated} give
             L{Deferred}s.
         @raise ValueError: for a target or proxy that cannot be sent to.

@@ -34,11 +34,8 @@ from sipevents.subscriber.client import (
     SubscriberClient,
     startSubscriber,
 )
-from sipevents.subscriber.subscriber import (
-    Subscriber,
-    Subscription,
-    SubscriptionObserver,
-)
+from sipevents.subscriber.handle import Subscription
+from sipevents.subscriber.subscriber import Subscriber, SubscriptionObserver
 from sipevents.testing import writeCertificates
 
 LOOPBACK = "127.0.0.1"

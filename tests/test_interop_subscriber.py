@@ -48,11 +48,9 @@ from twisted.trial.unittest import TestCase
 
 from sipevents.events import Notification, SubscriptionFailed, Termination
 from sipevents.subscriber.client import SubscriberClient, startSubscriber
-from sipevents.subscriber.subscriber import (
-    ClientState,
-    Subscription,
-    SubscriptionObserver,
-)
+from sipevents.subscriber.handle import Subscription
+from sipevents.subscriber.states import SubscriberState
+from sipevents.subscriber.subscriber import SubscriptionObserver
 from tests.kamailio import MISSING, findKamailio, logTail, startKamailio, stopKamailio
 from tests.test_client import NotifierMixin
 from tests.test_service_notifier import pidf
@@ -402,7 +400,7 @@ class SubscriberAgainstSIPpTests(_SubscriberTestCase):
         self.assertEqual(notification.contentType, PIDF)
         self.assertIn(b"<note>notified by SIPp</note>", notification.body)
         self.assertIn(f'entity="sip:alice@{LOOPBACK}'.encode(), notification.body)
-        self.assertIs(subscription.state, ClientState.ACTIVE)
+        self.assertIs(subscription.state, SubscriberState.ACTIVE)
         self.assertIs(subscription.notification, notification)
         self.assertIsNotNone(subscription.dialog)
         # The 200's Expires (and the NOTIFY's expires=) say 600 s.
@@ -416,7 +414,7 @@ class SubscriberAgainstSIPpTests(_SubscriberTestCase):
         self.assertIsNone(termination.failure)
         assert termination.notification is not None
         self.assertEqual(termination.notification.state, "terminated")
-        self.assertIs(subscription.state, ClientState.TERMINATED)
+        self.assertIs(subscription.state, SubscriberState.TERMINATED)
         self.assertEqual(self.client.subscriber.subscriptions, [])
         ended = yield self.bounded(subscription.whenTerminated(), "whenTerminated")
         self.assertEqual(ended.reason, "timeout")
@@ -458,7 +456,7 @@ class SubscriberAgainstSIPpTests(_SubscriberTestCase):
         )
         yield self.bounded(subscription.whenActive(), "active NOTIFY")
         yield self.bounded(self.client.stop(), "the client's stop")
-        self.assertIs(subscription.state, ClientState.TERMINATED)
+        self.assertIs(subscription.state, SubscriberState.TERMINATED)
         self.assertEqual(self.client.subscriber.subscriptions, [])
         yield sippSucceeded(self, run)
 
@@ -494,7 +492,7 @@ class SubscriberAgainstSIPpTests(_SubscriberTestCase):
             self.client.subscriber.subscriptions, [subscription, fork]
         )
         for sub, note in ((subscription, b"fork A"), (fork, b"fork B")):
-            self.assertIs(sub.state, ClientState.ACTIVE)
+            self.assertIs(sub.state, SubscriberState.ACTIVE)
             assert sub.notification is not None
             self.assertIn(b"<note>" + note + b"</note>", sub.notification.body)
         first, second = subscription.notification, fork.notification
@@ -508,7 +506,7 @@ class SubscriberAgainstSIPpTests(_SubscriberTestCase):
         for sub in (fork, subscription):
             termination = yield self.bounded(sub.unsubscribe(), "final NOTIFY")
             self.assertEqual(termination.reason, "timeout", recorder.summary())
-            self.assertIs(sub.state, ClientState.TERMINATED)
+            self.assertIs(sub.state, SubscriberState.TERMINATED)
         self.assertEqual(self.client.subscriber.subscriptions, [])
         yield sippSucceeded(self, run)
 
@@ -545,7 +543,7 @@ class SubscriberAgainstSIPpTests(_SubscriberTestCase):
         self.assertGreaterEqual(waited, 2.0, recorder.summary())
         self.assertNotEqual(again[0].request.callId, first.request.callId)
         self.assertIs(subscription.notification, again[0])
-        self.assertIs(subscription.state, ClientState.ACTIVE)
+        self.assertIs(subscription.state, SubscriberState.ACTIVE)
         ended = [d for k, s, d in recorder.events if k == "ended"]
         self.assertEqual(len(ended), 1, recorder.summary())
         self.assertTrue(ended[0].willRetry)
@@ -594,7 +592,7 @@ class SubscriberAgainstSIPpTests(_SubscriberTestCase):
         self.assertEqual(failure.allowEvents, ["presence", "message-summary"])
         self.assertIn("presence, message-summary", str(failure))
         self.assertIn(self.target(run), str(failure))
-        self.assertIs(subscription.state, ClientState.TERMINATED)
+        self.assertIs(subscription.state, SubscriberState.TERMINATED)
         self.assertEqual(self.client.subscriber.subscriptions, [])
         yield sippSucceeded(self, run)
 
@@ -617,7 +615,7 @@ class SubscriberAgainstSIPpTests(_SubscriberTestCase):
         # Let the late 200 arrive before unsubscribing.
         yield sleep(0.2)
         self.assertEqual(len(recorder.started()), 1, recorder.summary())
-        self.assertIs(subscription.state, ClientState.ACTIVE)
+        self.assertIs(subscription.state, SubscriberState.ACTIVE)
         termination = yield self.bounded(subscription.unsubscribe(), "final NOTIFY")
         self.assertEqual(termination.reason, "timeout")
         yield sippSucceeded(self, run)
@@ -702,7 +700,7 @@ class SubscriberAgainstKamailioTests(_SubscriberTestCase):
 
         termination = yield bounded(subscription.unsubscribe(), "final NOTIFY")
         self.assertEqual(termination.reason, "timeout")
-        self.assertIs(subscription.state, ClientState.TERMINATED)
+        self.assertIs(subscription.state, SubscriberState.TERMINATED)
 
     @defer.inlineCallbacks
     def test_rfc6665_4_4_3_fetchFromKamailio(self) -> Any:
@@ -788,7 +786,7 @@ class SubscriberAgainstKamailioTests(_SubscriberTestCase):
         assert subscription.expiresAt is not None
         self.assertGreater(subscription.expiresAt, firstExpiry + 2)
         self.assertEqual(len(recorder.started()), 1, recorder.summary())
-        self.assertIs(subscription.state, ClientState.ACTIVE)
+        self.assertIs(subscription.state, SubscriberState.ACTIVE)
         termination = yield bounded(subscription.unsubscribe(), "final NOTIFY")
         self.assertEqual(termination.reason, "timeout")
 
@@ -868,7 +866,7 @@ class SubscriberAgainstOwnNotifierTests(NotifierMixin, _SubscriberTestCase):
         self.assertIs(subscription.notification, changed[0])
         termination = yield bounded(subscription.unsubscribe(), "final NOTIFY")
         self.assertEqual(termination.reason, "timeout")
-        self.assertIs(subscription.state, ClientState.TERMINATED)
+        self.assertIs(subscription.state, SubscriberState.TERMINATED)
         self.assertEqual(self.service.notifier.subscriptions(), [])
         return first
 

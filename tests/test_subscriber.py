@@ -24,25 +24,42 @@ from sipevents.events import (
     SubscriptionTimedOut,
     Termination,
 )
-from sipevents.interfaces import IRequestHandler, ISubscriber, ISubscriptionObserver
+from sipevents.interfaces import (
+    IRequestHandler,
+    ISubscriber,
+    ISubscription,
+    ISubscriptionObserver,
+)
 from sipevents.sip import digest
 from sipevents.sip.addresses import Source, Target
+from sipevents.sip.headers import Event
+from sipevents.sip.headers import SubscriptionState as HeaderSubscriptionState
 from sipevents.sip.message import Message, Request, Response, makeResponse
 from sipevents.sip.parser import parseMessage
 from sipevents.sip.uri import formatURI
 from sipevents.sip.useragent import UserAgent
-from sipevents.subscriber.subscriber import (
-    DEFAULT_EXPIRES,
-    ClientInput,
-    ClientState,
-    Subscriber,
+from sipevents.subscriber.handle import (
+    _SLOTS,
     Subscription,
-    SubscriptionObserver,
+    SubscriptionOptions,
+    _Ending,
+    _Kind,
+    _Refresh,
+    _Sending,
+)
+from sipevents.subscriber.states import (
+    DEFAULT_EXPIRES,
+    TIMERS,
+    TRANSITIONS,
+    SubscriberInput,
+    SubscriberState,
+    SubscriberTimer,
     backoff,
-    nextState,
     refreshDelay,
     retryDelay,
+    transition,
 )
+from sipevents.subscriber.subscriber import Subscriber, SubscriptionObserver
 from sipevents.testing import (
     FakeSIPConnection,
     RecordingTransportLayer,
@@ -220,19 +237,24 @@ class PureTests(SynchronousTestCase):
 
     def test_rfc6665_4_1_2_stateDiagram(self) -> None:
         """
-        L{nextState} follows the diagram of RFC 6665 section 4.1.2.
+        L{transition} follows the diagram of RFC 6665 section 4.1.2.
         """
-        S, In = ClientState, ClientInput
-        self.assertIs(nextState(S.INIT, In.SEND_SUBSCRIBE), S.NOTIFY_WAIT)
-        self.assertIs(nextState(S.NOTIFY_WAIT, In.NOTIFY_PENDING), S.PENDING)
-        self.assertIs(nextState(S.NOTIFY_WAIT, In.NOTIFY_ACTIVE), S.ACTIVE)
-        self.assertIs(nextState(S.NOTIFY_WAIT, In.FAILURE), S.TERMINATED)
-        self.assertIs(nextState(S.PENDING, In.NOTIFY_ACTIVE), S.ACTIVE)
-        self.assertIs(nextState(S.ACTIVE, In.NOTIFY_TERMINATED), S.TERMINATED)
-        self.assertIs(nextState(S.PENDING, In.FAILURE), S.TERMINATED)
-        self.assertIs(nextState(S.TERMINATED, In.RETRY), S.INIT)
-        self.assertRaises(InvalidTransition, nextState, S.TERMINATED, In.NOTIFY_ACTIVE)
-        self.assertRaises(InvalidTransition, nextState, S.INIT, In.NOTIFY_ACTIVE)
+        S, In = SubscriberState, SubscriberInput
+
+        def after(state: SubscriberState, input: SubscriberInput) -> SubscriberState:
+            return transition(state, input).state
+
+        self.assertIs(after(S.INIT, In.SUBSCRIBE), S.NOTIFY_WAIT)
+        self.assertIs(after(S.NOTIFY_WAIT, In.NOTIFY_PENDING), S.PENDING)
+        self.assertIs(after(S.NOTIFY_WAIT, In.NOTIFY_ACTIVE), S.ACTIVE)
+        self.assertIs(after(S.NOTIFY_WAIT, In.ENDED), S.TERMINATED)
+        self.assertIs(after(S.PENDING, In.NOTIFY_ACTIVE), S.ACTIVE)
+        self.assertIs(after(S.ACTIVE, In.ENDED), S.TERMINATED)
+        self.assertIs(after(S.PENDING, In.ENDED), S.TERMINATED)
+        self.assertIs(after(S.ACTIVE, In.ENDED_RETRY), S.RETRY_WAIT)
+        self.assertIs(after(S.RETRY_WAIT, In.RETRY_TIMER), S.NOTIFY_WAIT)
+        self.assertRaises(InvalidTransition, transition, S.TERMINATED, In.NOTIFY_ACTIVE)
+        self.assertRaises(InvalidTransition, transition, S.INIT, In.NOTIFY_ACTIVE)
 
     def test_rfc6665_4_1_3_retryDelay(self) -> None:
         """
@@ -310,10 +332,12 @@ class InterfaceTests(SubscriberMixin, SynchronousTestCase):
     def test_interfaces(self) -> None:
         """
         The subscriber provides L{ISubscriber} and L{IRequestHandler}, and
-        is the NOTIFY handler of its user agent; the observer base provides
+        is the NOTIFY handler of its user agent; its handles provide
+        L{ISubscription}; the observer base provides
         L{ISubscriptionObserver}.
         """
         self.assertTrue(verifyObject(ISubscriber, self.subscriber))
+        self.assertTrue(verifyObject(ISubscription, self.subscribe()))
         self.assertTrue(verifyObject(IRequestHandler, self.subscriber))
         self.assertTrue(verifyObject(ISubscriptionObserver, SubscriptionObserver()))
         self.assertIs(self.ua.handlerFor("NOTIFY"), self.subscriber)
@@ -379,7 +403,7 @@ class InitialSubscribeTests(SubscriberMixin, SynchronousTestCase):
         at = names.index("Content-Type")
         self.assertEqual(names[at : at + 3], ["Content-Type", "X-Test", "Priority"])
         self.assertEqual(request.headers.get("X-Test"), "1")
-        self.assertEqual(subscription.state, ClientState.NOTIFY_WAIT)
+        self.assertEqual(subscription.state, SubscriberState.NOTIFY_WAIT)
         self.assertIsNone(subscription.dialog)
         self.assertEqual(subscription.id, "7")
         self.assertEqual(self.subscriber.subscriptions, [subscription])
@@ -442,7 +466,7 @@ class InitialSubscribeTests(SubscriberMixin, SynchronousTestCase):
         assert subscription.dialog is not None
         self.assertEqual(subscription.dialog.remoteTag, "nt1")
         self.assertEqual(subscription.dialog.remoteTarget, "sip:bob@127.0.0.1:5060")
-        self.assertEqual(subscription.state, ClientState.NOTIFY_WAIT)
+        self.assertEqual(subscription.state, SubscriberState.NOTIFY_WAIT)
 
     def test_rfc6665_3_1_1_200WithoutExpires(self) -> None:
         """
@@ -466,10 +490,10 @@ class InitialSubscribeTests(SubscriberMixin, SynchronousTestCase):
         request = self.last()
         self.respond(request, 202, headers=[("Expires", "600")])
         self.assertEqual(self.notify(request, "pending;expires=600").code, 200)
-        self.assertEqual(subscription.state, ClientState.PENDING)
+        self.assertEqual(subscription.state, SubscriberState.PENDING)
         self.assertNoResult(active)
         self.notify(request, "active;expires=599")
-        self.assertEqual(subscription.state, ClientState.ACTIVE)
+        self.assertEqual(subscription.state, SubscriberState.ACTIVE)
         self.assertEqual(self.successResultOf(active).state, "active")
 
     def test_rfc6665_4_1_3_activeNotify(self) -> None:
@@ -525,7 +549,7 @@ class InitialSubscribeTests(SubscriberMixin, SynchronousTestCase):
         self.assertEqual(self.notify(request).code, 200)
         self.assertEqual(observer.seen, [200])
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
-        self.assertEqual(subscription.state, ClientState.ACTIVE)
+        self.assertEqual(subscription.state, SubscriberState.ACTIVE)
 
     def test_rfc6665_4_1_2_4_notifyBefore200(self) -> None:
         """
@@ -536,7 +560,7 @@ class InitialSubscribeTests(SubscriberMixin, SynchronousTestCase):
         subscription = self.subscribe()
         request = self.last()
         self.assertEqual(self.notify(request, "active;expires=500").code, 200)
-        self.assertEqual(subscription.state, ClientState.ACTIVE)
+        self.assertEqual(subscription.state, SubscriberState.ACTIVE)
         assert subscription.dialog is not None
         self.assertEqual(subscription.dialog.remoteTag, "nt1")
         self.respond(request, 200, headers=[("Expires", "600")])
@@ -565,7 +589,7 @@ class InitialSubscribeTests(SubscriberMixin, SynchronousTestCase):
         termination = self.successResultOf(terminated)
         self.assertIsInstance(termination.failure, SubscriptionTimedOut)
         self.assertFalse(termination.willRetry)
-        self.assertEqual(subscription.state, ClientState.TERMINATED)
+        self.assertEqual(subscription.state, SubscriberState.TERMINATED)
         self.assertEqual(self.subscriber.subscriptions, [])
         self.assertEqual(self.notify(request).code, 481)
 
@@ -580,7 +604,7 @@ class InitialSubscribeTests(SubscriberMixin, SynchronousTestCase):
         self.assertAlmostEqual(subscriber.timerN, 6.4)
         subscription = subscriber.subscribe(BOB, "presence")
         self.clock.advance(6.5)
-        self.assertEqual(subscription.state, ClientState.TERMINATED)
+        self.assertEqual(subscription.state, SubscriberState.TERMINATED)
 
     def test_rfc3261_17_1_2_2_noAnswer(self) -> None:
         """
@@ -660,7 +684,7 @@ class InitialSubscribeTests(SubscriberMixin, SynchronousTestCase):
         self.respond(self.last(), 423, headers=[("Min-Expires", "60")])
         self.respond(self.last(), 200, headers=[("Expires", "60")])
         self.notify(self.last(), "active;expires=60")
-        self.assertEqual(subscription.state, ClientState.ACTIVE)
+        self.assertEqual(subscription.state, SubscriberState.ACTIVE)
         self.clock.advance(30)
         self.assertEqual(self.last().expires, 60)
         self.assertEqual(len(self.sent()), 3)
@@ -699,7 +723,7 @@ class InitialSubscribeTests(SubscriberMixin, SynchronousTestCase):
         request = self.last()
         self.respond(request, 200, headers=[("Contact", "<sip:carol@127.0.0.1:5090>")])
         self.notify(request, contact="<sip:carol@127.0.0.1:5090>")
-        self.assertEqual(subscription.state, ClientState.ACTIVE)
+        self.assertEqual(subscription.state, SubscriberState.ACTIVE)
         self.clock.advance(568)
         self.assertEqual(formatURI(self.last().uri), "sip:carol@127.0.0.1:5090")
 
@@ -737,7 +761,7 @@ class DigestTests(SubscriberMixin, SynchronousTestCase):
         self.assertEqual(second.callId, first.callId)
         self.respond(second, 200)
         self.notify(second)
-        self.assertEqual(subscription.state, ClientState.ACTIVE)
+        self.assertEqual(subscription.state, SubscriberState.ACTIVE)
 
     def test_rfc3261_22_3_digest407(self) -> None:
         """
@@ -827,7 +851,7 @@ class ForkingTests(SubscriberMixin, SynchronousTestCase):
         fork = live[1]
         self.assertIs(fork.forkOf, subscription)
         self.assertEqual(subscription.forks, [fork])
-        self.assertEqual(fork.state, ClientState.ACTIVE)
+        self.assertEqual(fork.state, SubscriberState.ACTIVE)
         assert fork.dialog is not None
         self.assertEqual(fork.dialog.remoteTag, "nt2")
         started = [sub for name, sub, _ in self.observer.calls if name == "started"]
@@ -853,9 +877,9 @@ class ForkingTests(SubscriberMixin, SynchronousTestCase):
         self.respond(request, 200, toTag="nt1")
         self.notify(request, fromTag="nt2")
         self.assertEqual(len(self.subscriber.subscriptions), 2)
-        self.assertEqual(subscription.state, ClientState.NOTIFY_WAIT)
+        self.assertEqual(subscription.state, SubscriberState.NOTIFY_WAIT)
         self.notify(request, fromTag="nt1")
-        self.assertEqual(subscription.state, ClientState.ACTIVE)
+        self.assertEqual(subscription.state, SubscriberState.ACTIVE)
 
     def test_rfc6665_4_1_2_4_forkAfterTimerN481(self) -> None:
         """
@@ -932,7 +956,7 @@ class NotifyTests(SubscriberMixin, SynchronousTestCase):
         self.assertEqual(self.notify(request, event="Presence").code, 489)
         self.assertEqual(self.notify(request, event="presence;id=1").code, 489)
         self.assertEqual(self.notify(request, event="presence;foo=bar").code, 200)
-        self.assertEqual(subscription.state, ClientState.ACTIVE)
+        self.assertEqual(subscription.state, SubscriberState.ACTIVE)
 
     def test_rfc6665_4_1_3_wrongEventBefore200(self) -> None:
         """
@@ -951,7 +975,7 @@ class NotifyTests(SubscriberMixin, SynchronousTestCase):
         subscription, request = self.establish()
         self.assertEqual(self.notify(request, None).code, 400)
         self.assertEqual(self.notify(request, "active;expires=soon").code, 400)
-        self.assertEqual(subscription.state, ClientState.ACTIVE)
+        self.assertEqual(subscription.state, SubscriberState.ACTIVE)
 
     def test_rfc6665_8_2_1_missingEvent400(self) -> None:
         """
@@ -1067,7 +1091,7 @@ class NotifyTests(SubscriberMixin, SynchronousTestCase):
         """
         subscription, request = self.establish()
         self.assertEqual(self.notify(request, "dormant").code, 200)
-        self.assertEqual(subscription.state, ClientState.ACTIVE)
+        self.assertEqual(subscription.state, SubscriberState.ACTIVE)
         self.assertEqual(self.observer.calls[-1][0], "notification")
 
 
@@ -1113,7 +1137,7 @@ class RefreshTests(SubscriberMixin, SynchronousTestCase):
         self.assertEqual(len(self.sent()), 1)
         self.clock.advance(0.1)
         self.assertEqual(len(self.sent()), 2)
-        self.assertEqual(subscription.state, ClientState.ACTIVE)
+        self.assertEqual(subscription.state, SubscriberState.ACTIVE)
 
     def test_rfc6665_4_1_3_expiresParamShortens(self) -> None:
         """
@@ -1160,7 +1184,7 @@ class RefreshTests(SubscriberMixin, SynchronousTestCase):
         self.assertNotEqual(retry.fromAddr.tag, request.fromAddr.tag)  # type: ignore[union-attr]
         self.assertIsNone(retry.toAddr.tag)  # type: ignore[union-attr]
         self.assertEqual(retry.headers.get("CSeq"), "1 SUBSCRIBE")
-        self.assertEqual(subscription.state, ClientState.NOTIFY_WAIT)
+        self.assertEqual(subscription.state, SubscriberState.NOTIFY_WAIT)
         # The old dialog is gone.
         self.assertEqual(self.notify(request).code, 481)
 
@@ -1176,7 +1200,7 @@ class RefreshTests(SubscriberMixin, SynchronousTestCase):
             assert termination.failure is not None
             self.assertEqual(termination.failure.code, code)
             self.assertFalse(termination.willRetry)
-            self.assertEqual(subscription.state, ClientState.TERMINATED)
+            self.assertEqual(subscription.state, SubscriberState.TERMINATED)
 
     def test_rfc6665_4_1_2_2_refresh500KeepsSubscription(self) -> None:
         """
@@ -1187,7 +1211,7 @@ class RefreshTests(SubscriberMixin, SynchronousTestCase):
         self.clock.advance(568)
         refresh = self.last()
         self.respond(refresh, 500)
-        self.assertEqual(subscription.state, ClientState.ACTIVE)
+        self.assertEqual(subscription.state, SubscriberState.ACTIVE)
         self.assertEqual(self.observer.endings(), [])
         self.clock.advance(16)
         again = self.last()
@@ -1202,7 +1226,7 @@ class RefreshTests(SubscriberMixin, SynchronousTestCase):
         self.respond(self.last(), 503)
         self.clock.advance(1)
         self.respond(self.last(), 503)
-        self.assertEqual(subscription.state, ClientState.ACTIVE)
+        self.assertEqual(subscription.state, SubscriberState.ACTIVE)
         self.clock.advance(1)
         # Expired: ended locally, re-subscribing after a back-off.
         [termination] = self.observer.endings()
@@ -1222,7 +1246,7 @@ class RefreshTests(SubscriberMixin, SynchronousTestCase):
         self.clock.advance(30)
         refresh = self.last()
         self.clock.advance(30)
-        self.assertEqual(subscription.state, ClientState.ACTIVE)
+        self.assertEqual(subscription.state, SubscriberState.ACTIVE)
         self.respond(refresh, 500)
         [termination] = self.observer.endings()
         assert termination.failure is not None
@@ -1250,11 +1274,11 @@ class RefreshTests(SubscriberMixin, SynchronousTestCase):
         [termination] = self.observer.endings()
         self.assertIsInstance(termination.failure, SubscriptionTimedOut)
         self.assertTrue(termination.willRetry)
-        self.assertEqual(subscription.state, ClientState.TERMINATED)
+        self.assertEqual(subscription.state, SubscriberState.RETRY_WAIT)
         sent = len(self.sent())
         self.clock.advance(30)
         self.assertEqual(len(self.sent()), sent + 1)
-        self.assertEqual(subscription.state, ClientState.NOTIFY_WAIT)
+        self.assertEqual(subscription.state, SubscriberState.NOTIFY_WAIT)
 
     def test_rfc6665_4_1_2_2_refresh423RetriesWithMinExpires(self) -> None:
         """
@@ -1306,7 +1330,7 @@ class TerminationTests(SubscriberMixin, SynchronousTestCase):
         self.assertEqual(self.subscriber.subscriptions, [subscription])
         self.respond(retry, 200, toTag="nt9")
         self.notify(retry, fromTag="nt9")
-        self.assertEqual(subscription.state, ClientState.ACTIVE)
+        self.assertEqual(subscription.state, SubscriberState.ACTIVE)
         assert subscription.dialog is not None
         self.assertEqual(subscription.dialog.callId, retry.callId)
         self.assertEqual(self.observer.names().count("started"), 2)
@@ -1328,13 +1352,13 @@ class TerminationTests(SubscriberMixin, SynchronousTestCase):
         [termination] = self.observer.endings()
         self.assertEqual(termination.retryAfter, 120)
         self.assertTrue(termination.willRetry)
-        self.assertEqual(subscription.state, ClientState.TERMINATED)
+        self.assertEqual(subscription.state, SubscriberState.RETRY_WAIT)
         self.clock.advance(119.9)
         self.assertEqual(len(self.sent()), 1)
         self.clock.advance(0.1)
         self.assertEqual(len(self.sent()), 2)
         self.assertNotEqual(self.last().callId, request.callId)
-        self.assertEqual(subscription.state, ClientState.NOTIFY_WAIT)
+        self.assertEqual(subscription.state, SubscriberState.NOTIFY_WAIT)
 
     def test_rfc6665_4_1_3_giveupWithoutRetryAfterBacksOff(self) -> None:
         """
@@ -1483,7 +1507,7 @@ class UnsubscribeTests(SubscriberMixin, SynchronousTestCase):
         self.assertIsNone(termination.failure)
         assert termination.notification is not None
         self.assertEqual(termination.notification.body, b"last")
-        self.assertEqual(subscription.state, ClientState.TERMINATED)
+        self.assertEqual(subscription.state, SubscriberState.TERMINATED)
         self.assertEqual(
             self.successResultOf(subscription.whenTerminated()), termination
         )
@@ -1522,6 +1546,41 @@ class UnsubscribeTests(SubscriberMixin, SynchronousTestCase):
         self.respond(self.last(), 481)
         self.assertIsNone(self.successResultOf(d).failure)
 
+    def test_rfc6665_4_1_2_3_unsubscribe204(self) -> None:
+        """
+        An unsubscription answered 204 ends at once: no final NOTIFY will
+        come (RFC 6665 section 4.1.2.2, RFC 5839).
+        """
+        subscription, _ = self.establish()
+        d = subscription.unsubscribe()
+        self.respond(self.last(), 204)
+        termination = self.successResultOf(d)
+        self.assertIsNone(termination.failure)
+        self.assertIs(subscription.state, SubscriberState.TERMINATED)
+        self.assertEqual(self.observer.names()[-1], "ended")
+
+    def test_rfc6665_4_1_2_3_unsubscribingState(self) -> None:
+        """
+        While the final NOTIFY is awaited the handle is C{unsubscribing},
+        holding Timer N only, and still active for C{whenActive}; unsubscribing
+        again sends nothing more.
+        """
+        subscription, _ = self.establish()
+        first = subscription.unsubscribe()
+        self.assertIs(subscription.state, SubscriberState.UNSUBSCRIBING)
+        self.assertIsNone(subscription._refreshCall)
+        self.assertIsNone(subscription._expiryCall)
+        self.assertIsNotNone(subscription._timerN)
+        self.assertEqual(
+            self.successResultOf(subscription.whenActive()),
+            subscription.notification,
+        )
+        sent = len(self.sent())
+        second = subscription.unsubscribe()
+        self.assertEqual(len(self.sent()), sent)
+        self.clock.advance(TIMER_N)
+        self.assertEqual(self.successResultOf(first), self.successResultOf(second))
+
     def test_rfc6665_4_1_2_3_unsubscribeBeforeEstablished(self) -> None:
         """
         Unsubscribing before any 2xx or NOTIFY ends at once; a late NOTIFY
@@ -1554,12 +1613,12 @@ class UnsubscribeTests(SubscriberMixin, SynchronousTestCase):
         first, request = self.establish()
         second = self.subscribe()
         d = self.subscriber.stop()
-        self.assertEqual(second.state, ClientState.TERMINATED)
+        self.assertEqual(second.state, SubscriberState.TERMINATED)
         self.assertNoResult(d)
         self.notify(request, "terminated;reason=timeout")
         self.successResultOf(d)
         self.assertEqual(self.subscriber.subscriptions, [])
-        self.assertEqual(first.state, ClientState.TERMINATED)
+        self.assertEqual(first.state, SubscriberState.TERMINATED)
 
 
 class FetchTests(SubscriberMixin, SynchronousTestCase):
@@ -1716,7 +1775,7 @@ class NotifierIntegrationTests(SynchronousTestCase):
         notification = self.successResultOf(active)
         self.assertEqual(notification.body, b"available")
         self.assertEqual(notification.contentType, "text/plain")
-        self.assertEqual(subscription.state, ClientState.ACTIVE)
+        self.assertEqual(subscription.state, SubscriberState.ACTIVE)
         self.assertEqual(len(notifier.subscriptions()), 1)
 
         self.successResultOf(
@@ -1728,7 +1787,7 @@ class NotifierIntegrationTests(SynchronousTestCase):
 
         clock.advance(568)
         wire.pump()
-        self.assertEqual(subscription.state, ClientState.ACTIVE)
+        self.assertEqual(subscription.state, SubscriberState.ACTIVE)
         assert subscription.expiresAt is not None
         self.assertGreater(subscription.expiresAt, 600)
 
@@ -1737,7 +1796,7 @@ class NotifierIntegrationTests(SynchronousTestCase):
         termination = self.successResultOf(d)
         self.assertEqual(termination.reason, "timeout")
         self.assertIsNone(termination.failure)
-        self.assertEqual(subscription.state, ClientState.TERMINATED)
+        self.assertEqual(subscription.state, SubscriberState.TERMINATED)
         self.assertEqual(notifier.subscriptions(), [])
         self.assertEqual(
             [name for name, _, _ in observer.calls],
@@ -1752,3 +1811,222 @@ class NotifierIntegrationTests(SynchronousTestCase):
         )
         clientUA.stop()
         serverUA.stop()
+
+
+class StateTableTests(SubscriberMixin, SynchronousTestCase):
+    """
+    The declared table of L{sipevents.subscriber.states}, walked whole on
+    real handles: every (state, input) pair either makes its declared step,
+    leaving only timers the new state holds, or raises L{InvalidTransition}
+    and changes nothing (RFC 6665 section 4.1.2).
+    """
+
+    def inState(self, state: SubscriberState, answered: bool = True) -> Subscription:
+        """
+        A handle brought to C{state} by the protocol (or, for C{init}, made
+        and not started); in C{notify_wait}, its SUBSCRIBE C{answered} 200
+        or not.
+        """
+        S = SubscriberState
+        if state is S.INIT:
+            options = SubscriptionOptions((), 600, b"", None, (), None, None, None)
+            return Subscription(
+                self.subscriber, BOB, "presence", None, self.observer, options
+            )
+        if state is S.NOTIFY_WAIT:
+            subscription = self.subscribe()
+            if answered:
+                self.respond(self.last(), 200, headers=[("Expires", "600")])
+            return subscription
+        if state is S.PENDING:
+            subscription = self.subscribe()
+            request = self.last()
+            self.respond(request, 200, headers=[("Expires", "600")])
+            self.notify(request, "pending;expires=600")
+            return subscription
+        subscription, request = self.establish()
+        if state is S.UNSUBSCRIBING:
+            subscription.unsubscribe()
+        elif state is S.RETRY_WAIT:
+            self.notify(request, "terminated;reason=probation;retry-after=60")
+        elif state is S.TERMINATED:
+            self.notify(request, "terminated;reason=rejected")
+        self.assertIs(subscription.state, state)
+        return subscription
+
+    def payload(self, subscription: Subscription, input: SubscriberInput) -> object:
+        """
+        What C{input} carries when it reaches C{subscription}.
+        """
+        In = SubscriberInput
+        if not self.sent():
+            # For a handle in init: a SUBSCRIBE of another to answer.
+            self.subscribe()
+        request = self.last()
+        if input in (In.SUBSCRIBE, In.RETRY_TIMER):
+            return subscription._prepare()
+        if input is In.FORKED:
+            return self.subscribe()
+        if input is In.ACCEPTED:
+            response = makeResponse(
+                request, 200, toTag="nt1", headers=[("Expires", "600")]
+            )
+            return (response, _Sending(_Kind.REFRESH, subscription._generation, 600))
+        if input is In.UNSUBSCRIBE_ACCEPTED:
+            return makeResponse(request, 200, toTag="nt1")
+        if input is In.REFRESH_FAILED:
+            return SubscriptionFailed(500, "Server Internal Error", BOB)
+        if input in (In.NOTIFY_ACTIVE, In.NOTIFY_PENDING, In.NOTIFY_UNKNOWN):
+            value = {
+                In.NOTIFY_ACTIVE: "active",
+                In.NOTIFY_PENDING: "pending",
+                In.NOTIFY_UNKNOWN: "unheard-of",
+            }[input]
+            notification = Notification(
+                HeaderSubscriptionState(value, expires=600),
+                Event("presence"),
+                None,
+                b"",
+                request,
+                self.clock.seconds(),
+            )
+            return notification if input is In.NOTIFY_UNKNOWN else (notification, False)
+        if input is In.REFRESH:
+            d: Deferred[None] = Deferred()
+            d.addErrback(lambda _: None)
+            return _Refresh(None, d)
+        if input in (In.GIVE_UP, In.ENDED):
+            return _Ending(Termination())
+        if input is In.ENDED_RETRY:
+            return _Ending(Termination(willRetry=True), 10.0)
+        return None
+
+    def assertHoldsOnlyItsTimers(self, subscription: Subscription) -> None:
+        for timer, owners in TIMERS.items():
+            call = getattr(subscription, _SLOTS[timer])
+            if subscription.state not in owners:
+                self.assertIsNone(call, (subscription.state, timer))
+
+    def test_rfc6665_4_1_2_wholeTable(self) -> None:
+        """
+        Every pair of the state x input table is either declared, and then
+        ends in its declared state holding only that state's timers, or
+        refused with L{InvalidTransition}, the state and timers unchanged.
+        """
+        declared = refused = 0
+        for state in SubscriberState:
+            for input in SubscriberInput:
+                self.setUp()
+                subscription = self.inState(state)
+                payload = self.payload(subscription, input)
+                timers = {slot: getattr(subscription, slot) for slot in _SLOTS.values()}
+                step = TRANSITIONS.get((state, input))
+                if step is None:
+                    with self.assertRaises(InvalidTransition) as raised:
+                        subscription._fire(input, payload)
+                    self.assertIs(raised.exception.state, state)
+                    self.assertIs(raised.exception.input, input)
+                    self.assertIs(subscription.state, state)
+                    self.assertEqual(
+                        {s: getattr(subscription, s) for s in _SLOTS.values()},
+                        timers,
+                    )
+                    refused += 1
+                else:
+                    subscription._fire(input, payload)
+                    self.assertIs(subscription.state, step.state, (state, input))
+                    self.assertHoldsOnlyItsTimers(subscription)
+                    declared += 1
+        self.assertEqual(declared, len(TRANSITIONS))
+        self.assertEqual(
+            declared + refused, len(SubscriberState) * len(SubscriberInput)
+        )
+
+    def test_rfc6665_4_1_2_statesCarryTheirTimers(self) -> None:
+        """
+        Waiting for the first NOTIFY holds Timer N; active and pending hold
+        the refresh and the expiry; waiting to retry holds the retry delay
+        only; unsubscribing holds Timer N only; terminated holds none.
+        """
+        S = SubscriberState
+        expected = {
+            S.NOTIFY_WAIT: {"_timerN"},
+            S.PENDING: {"_refreshCall", "_expiryCall"},
+            S.ACTIVE: {"_refreshCall", "_expiryCall"},
+            S.UNSUBSCRIBING: {"_timerN"},
+            S.RETRY_WAIT: {"_retryCall"},
+            S.TERMINATED: set(),
+        }
+        for state, slots in expected.items():
+            self.setUp()
+            subscription = self.inState(state, answered=False)
+            armed = {
+                slot
+                for slot in _SLOTS.values()
+                if getattr(subscription, slot) is not None
+            }
+            self.assertEqual(armed, slots, state)
+            for slot in armed:
+                self.assertTrue(getattr(subscription, slot).active())
+
+    def test_timerOwnership(self) -> None:
+        """
+        No timer belongs to C{init} or C{terminated}, and arming a timer in
+        a state that does not hold it is refused as a bug.
+        """
+        for owners in TIMERS.values():
+            self.assertNotIn(SubscriberState.INIT, owners)
+            self.assertNotIn(SubscriberState.TERMINATED, owners)
+        subscription, request = self.establish()
+        self.notify(request, "terminated;reason=rejected")
+        self.assertRaises(
+            InvalidTransition,
+            subscription._arm,
+            SubscriberTimer.REFRESH,
+            1.0,
+            lambda: None,
+        )
+        self.assertIsNone(subscription._refreshCall)
+
+    def test_lateInputsDeclared(self) -> None:
+        """
+        A late answer to a SUBSCRIBE is declared in every state past
+        C{init}, and the application's C{refresh()} and C{unsubscribe()}
+        in every state a handle it holds can be in: none of them can make
+        the engine raise.
+        """
+        S, In = SubscriberState, SubscriberInput
+        for state in SubscriberState:
+            if state is not S.INIT:
+                self.assertIn((state, In.LATE_ANSWER), TRANSITIONS)
+                self.assertIn((state, In.REFRESH), TRANSITIONS)
+        for state in (S.NOTIFY_WAIT, S.RETRY_WAIT, S.TERMINATED):
+            self.assertIn((state, In.GIVE_UP), TRANSITIONS)
+        for state in (S.NOTIFY_WAIT, S.PENDING, S.ACTIVE, S.UNSUBSCRIBING):
+            self.assertIn((state, In.UNSUBSCRIBE), TRANSITIONS)
+
+    def test_unsubscribingNeverRetries(self) -> None:
+        """
+        An unsubscribing handle cannot be given a re-subscription: the table
+        refuses it.
+        """
+        self.assertRaises(
+            InvalidTransition,
+            transition,
+            SubscriberState.UNSUBSCRIBING,
+            SubscriberInput.ENDED_RETRY,
+        )
+
+    def test_lateAnswerAfterEnd(self) -> None:
+        """
+        A 2xx to a SUBSCRIBE arriving after the subscription ended changes
+        nothing.
+        """
+        subscription = self.subscribe()
+        request = self.last()
+        self.successResultOf(subscription.unsubscribe())
+        self.respond(request, 200)
+        self.assertIs(subscription.state, SubscriberState.TERMINATED)
+        self.assertIsNone(subscription.dialog)
+        for slot in _SLOTS.values():
+            self.assertIsNone(getattr(subscription, slot))

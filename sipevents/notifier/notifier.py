@@ -356,7 +356,10 @@ class Notifier:
         self._throttle = TimerQueue(clock, self._throttleEnded)
         self._dirty: set[str] = set()
         self._nextCSeq: dict[str, int] = {}
-        self._reserving: dict[str, tuple[int, list[Deferred[None]]]] = {}
+        # Per dialog: the CSeq high-water mark durable before the
+        # reservation being written, and who waits for it (or why it
+        # failed).
+        self._reserving: dict[str, tuple[int, list[Deferred[None]] | Failure]] = {}
         self._decisions: dict[str, Deferred[Any]] = {}
         self._contacts: dict[tuple[str, bool], str] = {}
 
@@ -1100,28 +1103,32 @@ class Notifier:
             highWater = current.localCSeq
         cseq = self._nextCSeq.get(tag, highWater)
         self._nextCSeq[tag] = cseq + 1
-        failed = None
-        if cseq + self.cseqBlock // 2 >= highWater:
-            # Half a block or less left: reserve the next one now.
-            failed = self._reserve(record, max(highWater, cseq + 1) + self.cseqBlock)
         reserving = self._reserving.get(tag)
-        if reserving is not None and cseq >= reserving[0]:
-            wait: Deferred[None] = Deferred()
-            reserving[1].append(wait)
-            return cseq, wait
-        if failed is not None and cseq >= highWater:
-            return cseq, fail(failed)
-        return cseq, None
+        if cseq + self.cseqBlock // 2 >= highWater or (
+            # The last reservation failed: CSeqs above the durable mark
+            # need a new one.
+            reserving is not None
+            and isinstance(reserving[1], Failure)
+            and cseq >= reserving[0]
+        ):
+            # Half a block or less left: reserve the next one now.
+            self._reserve(record, max(highWater, cseq + 1) + self.cseqBlock)
+            reserving = self._reserving.get(tag)
+        if reserving is None or cseq < reserving[0]:
+            return cseq, None
+        if isinstance(reserving[1], Failure):
+            return cseq, fail(reserving[1])
+        wait: Deferred[None] = Deferred()
+        reserving[1].append(wait)
+        return cseq, wait
 
-    def _reserve(self, record: SubscriptionRecord, highWater: int) -> Failure | None:
+    def _reserve(self, record: SubscriptionRecord, highWater: int) -> None:
         """
         Persist C{highWater} as the CSeq high-water mark of every
         subscription in the dialog of C{record}. Until it is durable, the
         NOTIFYs of the dialog at or above the mark that was durable before
-        wait in C{_reserving}; if it fails, they are not sent.
-
-        @return: the failure when the reservation failed at once, else
-            C{None}.
+        wait in C{_reserving}; if it fails, they are not sent, and the
+        failure stays there until a new reservation is durable.
         """
         tag = record.localTag
         previous = self._reserving.get(tag)
@@ -1129,13 +1136,10 @@ class Notifier:
         # the mark before the first write still in flight are safe.
         durable = record.localCSeq if previous is None else previous[0]
         waiters: list[Deferred[None]] = []
-        entry = (durable, waiters)
+        entry: tuple[int, list[Deferred[None]] | Failure] = (durable, waiters)
         self._reserving[tag] = entry
-        failed: list[Failure] = []
 
         def finished(result: None | Failure) -> None:
-            if self._reserving.get(tag) is entry:
-                del self._reserving[tag]
             if isinstance(result, Failure):
                 self.log.failure(
                     "CSeq reservation of dialog {tag} failed: NOTIFYs waiting "
@@ -1143,17 +1147,19 @@ class Notifier:
                     result,
                     tag=tag,
                 )
-                failed.append(result)
-            for wait in waiters:
-                if isinstance(result, Failure):
+                if self._reserving.get(tag) is entry:
+                    self._reserving[tag] = (durable, result)
+                for wait in waiters:
                     wait.errback(result)
-                else:
+            else:
+                if self._reserving.get(tag) is entry:
+                    del self._reserving[tag]
+                for wait in waiters:
                     wait.callback(None)
 
         self.store.reserveCSeq(record.callId, tag, record.remoteTag, highWater).addBoth(
             finished
         )
-        return failed[0] if failed else None
 
     def _notSent(self, failure: Failure, key: str, cseq: int) -> None:
         """
@@ -1338,6 +1344,7 @@ class Notifier:
             record.callId, record.localTag, record.remoteTag
         ):
             self._nextCSeq.pop(record.localTag, None)
+            self._reserving.pop(record.localTag, None)
         if self.logLifecycle:
             self.log.debug(
                 "Subscription {key} terminated: {reason}",

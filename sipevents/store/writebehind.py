@@ -118,6 +118,8 @@ class WriteBehindStore(WorkingSet):
         self.batchesWritten = 0
         self.rowsWritten = 0
         self._clock = clock
+        # Whether the store has yet to ask the reactor to close it at
+        # shutdown, and the trigger's identifier once it has.
         self._watchShutdown = IReactorCore.providedBy(clock)
         self._shutdownTrigger: object = None
         # Changes not yet in a batch, and who waits for them.
@@ -139,11 +141,8 @@ class WriteBehindStore(WorkingSet):
         The backend is about to be used: make sure pending writes are not
         lost if the reactor stops before anyone closes the store.
         """
-        if (
-            self._shutdownTrigger is None
-            and self._watchShutdown
-            and IReactorCore.providedBy(self._clock)
-        ):
+        if self._watchShutdown and IReactorCore.providedBy(self._clock):
+            self._watchShutdown = False
             self._shutdownTrigger = self._clock.addSystemEventTrigger(
                 "before", "shutdown", self.close
             )
@@ -492,6 +491,7 @@ class WriteBehindStore(WorkingSet):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._watchShutdown = False
         trigger, self._shutdownTrigger = self._shutdownTrigger, None
         if trigger is not None and IReactorCore.providedBy(self._clock):
             self._clock.removeSystemEventTrigger(trigger)

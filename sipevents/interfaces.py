@@ -511,7 +511,7 @@ class IStoreBackend(Interface):
 
     def load() -> Deferred[tuple[list[SubscriptionRecord], list[PublicationRecord]]]:
         """
-        Read everything stored, called once before the first batch.
+        Read everything stored; called once, at start-up.
 
         @return: fires with every subscription and every publication, the
             publications in the order they were first stored (their age,

@@ -433,6 +433,26 @@ class FailureAndRecoveryTests(WriteBehindMixin, SynchronousTestCase):
         self.backend.commit()
         self.assertEqual(list(self.backend.subscriptions), [makeSubscription(1).key])
 
+    def test_backendRaisingIsFailedBatch(self) -> None:
+        """
+        A backend that raises instead of returning a failed L{Deferred} is
+        a failed batch like any other: logged, the writers told, retried.
+        """
+        writeBatch = self.backend.writeBatch
+
+        def raising(*args: Any) -> Deferred[None]:
+            self.backend.writeBatch = writeBatch  # type: ignore[method-assign]
+            raise ConnectionLost("refused")
+
+        self.backend.writeBatch = raising  # type: ignore[method-assign]
+        d = self.store.putSubscription(makeSubscription(1))
+        self.clock.advance(INTERVAL)
+        self.failureResultOf(d, ConnectionLost)
+        self.assertTrue(self.flushLoggedErrors(ConnectionLost))
+        self.clock.advance(INTERVAL * 2)
+        self.backend.commit()
+        self.assertEqual(list(self.backend.subscriptions), [makeSubscription(1).key])
+
 
 class WriteThroughTests(SynchronousTestCase):
     """

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from zope.interface import Attribute, Interface
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
 
     from twisted.internet.defer import Deferred
 
@@ -347,32 +347,43 @@ class IResourcePolicy(Interface):
 
 class ISubscriptionStore(Interface):
     """
-    Where subscriptions and publications live (DESIGN: "persistence is a
+    Where the notifier keeps its subscriptions (DESIGN: "persistence is a
     store"). The working set is in memory, so look-ups are synchronous and
     return values; writes return L{Deferred}s that fire once the change is
-    durable (at once for the memory store; after the batched write for
-    SQLite), so the notifier never waits on disk and a networked store fits
-    later without changing any caller.
+    durable, so the notifier never waits on disk or network.
 
-    Implementations: L{sipevents.store.memory.MemoryStore} and
-    L{sipevents.store.sqlite.SQLiteStore}; chosen with C{--store memory} or
-    C{--store sqlite:PATH}.
+    Provided, with L{IPublicationStore}, by every L{IStore}.
     """
-
-    def load() -> Deferred[None]:
-        """
-        Read what was stored before a restart into the working set. Called
-        once by the notifier on start-up, before anything else.
-        """
 
     def putSubscription(record: SubscriptionRecord) -> Deferred[None]:
         """
-        Create or replace (by C{record.key}) a subscription.
+        Create or replace (by C{record.key}) a subscription; look-ups see
+        it at once.
+
+        @return: fires once the change is durable; fails if it could not
+            be made so (the store keeps trying, and the log says so).
         """
 
     def removeSubscription(key: str) -> Deferred[None]:
         """
         Remove a subscription; removing an unknown key does nothing.
+
+        @return: as L{putSubscription}.
+        """
+
+    def reserveCSeq(
+        callId: str, localTag: str, remoteTag: str, highWater: int
+    ) -> Deferred[None]:
+        """
+        Raise the CSeq high-water mark (C{localCSeq}) of every subscription
+        in one dialog to C{highWater}, so that after a restart the dialog
+        goes on above every CSeq used before it (RFC 3261 section 12.2.1.1:
+        the CSeqs of a dialog only increase). The notifier reserves ahead of use and
+        sends a NOTIFY whose CSeq is not below the last durable mark only
+        once this has fired.
+
+        @return: fires once the mark is durable (at once when no record was
+            below it); fails, never silently, when the write did.
         """
 
     def getSubscription(key: str) -> SubscriptionRecord | None:
@@ -385,14 +396,15 @@ class ISubscriptionStore(Interface):
     ) -> list[SubscriptionRecord]:
         """
         Every subscription in one dialog (several with RFC 6665 section
-        4.5.2 dialog sharing).
+        4.5.2 dialog sharing), in the order they were created.
         """
 
     def subscriptionsByResource(
         resource: str, eventType: str | None = None
     ) -> list[SubscriptionRecord]:
         """
-        Every subscription to C{resource} (of C{eventType} when given).
+        Every subscription to C{resource} (of C{eventType} when given), in
+        the order they were created.
         """
 
     def allSubscriptions() -> list[SubscriptionRecord]:
@@ -400,14 +412,32 @@ class ISubscriptionStore(Interface):
         Every subscription, for start-up and administration.
         """
 
+
+class IPublicationStore(Interface):
+    """
+    Where the publication manager keeps publications (RFC 3903), and the
+    application's own state as publications that never expire. Look-ups
+    are synchronous; writes return L{Deferred}s that fire once durable (the
+    200 to a PUBLISH waits for them, so an answered publication survives a
+    crash).
+
+    Provided, with L{ISubscriptionStore}, by every L{IStore}.
+    """
+
     def putPublication(record: PublicationRecord) -> Deferred[None]:
         """
-        Create or replace (by C{record.etag}) a publication.
+        Create or replace (by C{record.etag}) a publication; a replaced one
+        keeps its age among the publications of its resource.
+
+        @return: fires once the change is durable; fails if it could not
+            be made so.
         """
 
     def removePublication(etag: str) -> Deferred[None]:
         """
         Remove a publication; removing an unknown entity-tag does nothing.
+
+        @return: as L{putPublication}.
         """
 
     def getPublication(etag: str) -> PublicationRecord | None:
@@ -419,7 +449,8 @@ class ISubscriptionStore(Interface):
         resource: str, eventType: str
     ) -> list[PublicationRecord]:
         """
-        Every publication of C{resource} for C{eventType}, oldest first.
+        Every publication of C{resource} for C{eventType}, oldest first
+        (RFC 3903 section 4.4: the package composes them in order).
         """
 
     def allPublications() -> list[PublicationRecord]:
@@ -427,14 +458,86 @@ class ISubscriptionStore(Interface):
         Every publication, for start-up and administration.
         """
 
+
+class IStore(ISubscriptionStore, IPublicationStore):
+    """
+    One store of subscriptions and publications, as the service holds it:
+    loaded once at start-up, closed when the service stops. The notifier
+    sees it as an L{ISubscriptionStore}, the publication manager as an
+    L{IPublicationStore}.
+
+    Provided by L{sipevents.store.writebehind.WriteBehindStore} over any
+    L{IStoreBackend} (L{sipevents.store.memory.MemoryStore},
+    L{sipevents.store.sqlite.SQLiteStore}); chosen with C{--store memory}
+    or C{--store sqlite:PATH}.
+    """
+
+    def load() -> Deferred[None]:
+        """
+        Read what was stored before a restart into the working set. Called
+        once by the service on start-up, before the notifier and the
+        publication manager start.
+        """
+
     def flush() -> Deferred[None]:
         """
-        Fires once every write made so far is durable.
+        Fires once every write made so far is durable; fails if one could
+        not be made so.
         """
 
     def close() -> Deferred[None]:
         """
-        Flush and release the store; called when the service stops.
+        Flush and release the store; called when the service stops. Later
+        writes fail; look-ups still answer.
+        """
+
+
+class IStoreBackend(Interface):
+    """
+    Where a L{sipevents.store.writebehind.WriteBehindStore} writes behind
+    its working set: a file, a database, a server. It is kept small on
+    purpose (load everything, write a batch, close): batching, coalescing,
+    retries with back-off and the L{Deferred}s of every write are the
+    store's, so a new backend (a networked one, say) plugs in without any
+    of that, and without touching any caller.
+
+    Every method is called in the reactor thread, one batch at a time:
+    L{writeBatch} is not called again before the L{Deferred} of the
+    previous call has fired.
+
+    Provided by L{sipevents.store.memory.MemoryBackend} and
+    L{sipevents.store.sqlite.SQLiteBackend}.
+    """
+
+    def load() -> Deferred[tuple[list[SubscriptionRecord], list[PublicationRecord]]]:
+        """
+        Read everything stored; called once, at start-up.
+
+        @return: fires with every subscription and every publication, the
+            publications in the order they were first stored (their age,
+            RFC 3903 section 4.4); fails if the store cannot be used.
+        """
+
+    def writeBatch(
+        subscriptions: Mapping[str, SubscriptionRecord | None],
+        publications: Mapping[str, PublicationRecord | None],
+    ) -> Deferred[None]:
+        """
+        Write one batch, all of it or (on failure) preferably none of it.
+        The latest change per key: a subscription by C{key}, a publication
+        by C{etag}, each a record to create or replace, or C{None} to
+        delete (an absent key is no error). A replaced publication keeps
+        its age. A failed batch is offered again later, merged with newer
+        changes, so writing one must be idempotent. The mappings are the
+        backend's from now on: the store does not change them.
+
+        @return: fires once the batch is durable; fails otherwise.
+        """
+
+    def close() -> Deferred[None]:
+        """
+        Release what the backend holds (files, threads, connections),
+        after the last batch; nothing is called after this.
         """
 
 

@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_store -*-
 """
 What the notifier persists: plain values shared by the notifier, the
-publication handler and every L{sipevents.interfaces.ISubscriptionStore}.
+publication handler and every L{sipevents.interfaces.IStore}.
 
 Times are absolute readings of the notifier's clock (C{IReactorTime.seconds},
 which is the epoch time on a real reactor), so a record written before a

@@ -1389,10 +1389,16 @@ class SlowStore(MemoryStore):
         self.waiting.append(d)
         return d
 
-    def commit(self) -> None:
+    def commit(self, error: Exception | None = None) -> None:
+        """
+        Make the waiting writes durable, or fail them with C{error}.
+        """
         waiting, self.waiting = self.waiting, []
         for d in waiting:
-            d.callback(None)
+            if error is None:
+                d.callback(None)
+            else:
+                d.errback(error)
 
 
 class RestartTests(NotifierMixin, SynchronousTestCase):
@@ -1528,6 +1534,35 @@ class RestartTests(NotifierMixin, SynchronousTestCase):
         store.commit()
         [notify] = self.notifies()
         self.assertEqual(notify.body, b"x")
+
+    def test_rfc3261_12_2_1_1_failedReservationNotifyNotSent(self) -> None:
+        """
+        A NOTIFY waiting for a CSeq reservation that fails is not sent,
+        since after a crash its CSeq could be used again (RFC 3261 section
+        12.2.1.1: the CSeqs of a dialog only increase); the failure is
+        logged. The next NOTIFY waits for a new reservation and goes out
+        once that one is durable.
+        """
+        store = SlowStore()
+        self.store = store
+        self.publications = PublicationManager(self.clock, self.store, self.registry)
+        self.publications.install(self.ua)
+        self.notifier = self.makeNotifier()
+        self.subscribe()
+        self.restart()
+        store.slow = True
+        self.setState(b"x")
+        store.commit(OSError("disk full"))
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+        self.assertEqual(self.notifies(), [])
+        self.clock.advance(60)
+        self.setState(b"y")
+        self.clock.advance(60)
+        self.assertEqual(self.notifies(), [])
+        self.assertEqual(len(store.waiting), 1)
+        store.commit()
+        [notify] = self.notifies()
+        self.assertEqual(notify.body, b"y")
 
     def test_restartUnknownPackageNoresource(self) -> None:
         """

@@ -1,8 +1,7 @@
 """
-Tests for L{sipevents.store}: L{storeFromDescription} and the
-L{ISubscriptionStore} behaviour every store shares, run here against
-L{MemoryStore} (and against L{sipevents.store.sqlite.SQLiteStore} from
-L{tests.test_store_sqlite}).
+Tests for L{sipevents.store}: L{storeFromDescription} and the L{IStore}
+behaviour every store shares, run here against L{MemoryStore} (and against
+L{sipevents.store.sqlite.SQLiteStore} from L{tests.test_store_sqlite}).
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from sipevents.interfaces import ISubscriptionStore
+from sipevents.interfaces import IPublicationStore, IStore, ISubscriptionStore
 from sipevents.records import ACTIVE, PENDING, PublicationRecord, SubscriptionRecord
 from sipevents.store import DEFAULT_SQLITE_PATH, MemoryStore, storeFromDescription
 
@@ -79,7 +78,7 @@ def makePublication(n: int = 0, **changes: Any) -> PublicationRecord:
 
 class StoreTestsMixin:
     """
-    The L{ISubscriptionStore} behaviour of every store. A test case mixing
+    The L{IStore} behaviour of every store. A test case mixing
     it in sets C{self.store} in C{setUp}. Look-ups are synchronous in every
     store, so these tests need not wait for writes.
     """
@@ -94,9 +93,11 @@ class StoreTestsMixin:
 
     def test_verifyObject(self) -> None:
         """
-        The store provides L{ISubscriptionStore}.
+        The store provides L{IStore}: the notifier's L{ISubscriptionStore}
+        and the publication manager's L{IPublicationStore}.
         """
-        self.assertTrue(verifyObject(ISubscriptionStore, self.store))
+        for interface in (IStore, ISubscriptionStore, IPublicationStore):
+            self.assertTrue(verifyObject(interface, self.store))
 
     def test_putGetSubscription(self) -> None:
         """

@@ -25,9 +25,10 @@ from twisted.trial.unittest import TestCase
 from zope.interface.verify import verifyObject
 
 import tests
-from sipevents.interfaces import ISubscriptionStore
+from sipevents.interfaces import IStore, IStoreBackend
 from sipevents.records import PENDING
-from sipevents.store.sqlite import SCHEMA_VERSION, SQLiteStore, StoreError
+from sipevents.store.sqlite import SCHEMA_VERSION, SQLiteStore
+from sipevents.store.writebehind import StoreError
 from tests.test_store import StoreTestsMixin, makePublication, makeSubscription
 
 #: Seconds: long enough that no batch starts on its timer during a test, so
@@ -82,20 +83,22 @@ class SQLiteStoreTests(TestCase):
         changes.
         """
         batches: list[tuple[dict[str, Any], ...]] = []
-        write = store._writeBatch
+        write = store.backend._writeBatch
 
         def spy(subscriptions: dict[str, Any], publications: dict[str, Any]) -> None:
             batches.append((dict(subscriptions), dict(publications)))
             write(subscriptions, publications)
 
-        store._writeBatch = spy  # type: ignore[method-assign]
+        store.backend._writeBatch = spy  # type: ignore[method-assign]
         return batches
 
     def test_verifyObject(self) -> None:
         """
-        L{SQLiteStore} provides L{ISubscriptionStore}.
+        L{SQLiteStore} provides L{IStore}, over an L{IStoreBackend}.
         """
-        self.assertTrue(verifyObject(ISubscriptionStore, self.makeStore()))
+        store = self.makeStore()
+        self.assertTrue(verifyObject(IStore, store))
+        self.assertTrue(verifyObject(IStoreBackend, store.backend))
 
     async def test_walAndSynchronousNormal(self) -> None:
         """
@@ -108,12 +111,12 @@ class SQLiteStoreTests(TestCase):
         self.assertEqual(readRows(store.path, "PRAGMA journal_mode"), [("wal",)])
 
         def synchronous() -> int:
-            connection = store._connection
+            connection = store.backend._connection
             assert connection is not None
             value: int = connection.execute("PRAGMA synchronous").fetchone()[0]
             return value
 
-        self.assertEqual(await store._inThread(synchronous), 1)
+        self.assertEqual(await store.backend._inThread(synchronous), 1)
         self.assertEqual(
             readRows(store.path, "SELECT version FROM schema_version"),
             [(SCHEMA_VERSION,)],
@@ -301,7 +304,7 @@ class SQLiteStoreTests(TestCase):
         """
         store = self.makeStore(batchInterval=NEVER)
         await store.load()
-        write = store._writeBatch
+        write = store.backend._writeBatch
         calls: list[int] = []
 
         def failOnce(
@@ -312,7 +315,7 @@ class SQLiteStoreTests(TestCase):
                 raise sqlite3.OperationalError("disk I/O error")
             write(subscriptions, publications)
 
-        store._writeBatch = failOnce  # type: ignore[method-assign]
+        store.backend._writeBatch = failOnce  # type: ignore[method-assign]
         record = makeSubscription(1)
         d = store.putSubscription(record)
         flushed = store.flush()
@@ -332,7 +335,7 @@ class SQLiteStoreTests(TestCase):
         """
         store = self.makeStore(batchInterval=NEVER)
         await store.load()
-        write = store._writeBatch
+        write = store.backend._writeBatch
         record = makeSubscription(1)
         batches: list[dict[str, Any]] = []
 
@@ -344,7 +347,7 @@ class SQLiteStoreTests(TestCase):
                 raise sqlite3.OperationalError("database is locked")
             write(subscriptions, publications)
 
-        store._writeBatch = failOnce  # type: ignore[method-assign]
+        store.backend._writeBatch = failOnce  # type: ignore[method-assign]
         d = store.putSubscription(record)
         flushed = store.flush()
         newer = record.evolve(localCSeq=500)
@@ -382,7 +385,7 @@ class SQLiteStoreTests(TestCase):
         """
         store = SQLiteStore(reactor, self.mktemp())
         await store.close()
-        self.assertIsNone(store._pool)
+        self.assertIsNone(store.backend._pool)
 
     async def test_newerSchemaRefused(self) -> None:
         """

@@ -3,7 +3,9 @@
 The C{twistd sipevents} service: a L{TransportLayer} listening on every
 configured description, delivering to one L{UserAgent}, which hands
 SUBSCRIBE to the L{Notifier} and PUBLISH to the L{PublicationManager}; both
-keep what they know in one L{ISubscriptionStore}.
+keep what they know in one L{IStore} (the notifier sees it as an
+L{sipevents.interfaces.ISubscriptionStore}, the publication manager as an
+L{sipevents.interfaces.IPublicationStore}).
 
 Starting, in order (L{SIPEventsService.startService}):
 
@@ -13,17 +15,17 @@ Starting, in order (L{SIPEventsService.startService}):
      step 5, SUBSCRIBE and PUBLISH are answered C{503 Service Unavailable}
      with C{Retry-After} (RFC 3261 section 21.5.4), since the store is not
      loaded yet (OPTIONS is answered as usual);
-  3. the notifier starts: it loads the store and takes up the stored
-     subscriptions, dropping without a NOTIFY those that expired while the
-     server was down (L{Notifier.start});
+  3. the store is loaded (C{IStore.load}), then the notifier takes up the
+     stored subscriptions, dropping without a NOTIFY those that expired
+     while the server was down (L{Notifier.start});
   4. the publication manager takes up the stored publications
      (L{PublicationManager.start}), from the store loaded in step 3;
   5. SUBSCRIBE and PUBLISH go to the notifier and the publication manager,
      and one log line says how many subscriptions and publications were
      restored and which event packages are served.
 
-The store is loaded once, by the notifier (step 3), which is why the
-notifier starts before the publication manager: nothing is sent or
+The store is loaded once (step 3), and the notifier starts before the
+publication manager: nothing is sent or
 answered between steps 3 and 5 that needs publication state (a NOTIFY sent
 while restoring ends a subscription whose package is gone, and carries no
 body).
@@ -55,8 +57,8 @@ from sipevents.interfaces import (
     IRequestContext,
     IRequestHandler,
     IResourcePolicy,
+    IStore,
     ISubscriptionAuthorizer,
-    ISubscriptionStore,
 )
 from sipevents.notifier.notifier import Notifier
 from sipevents.notifier.publication import PublicationManager
@@ -161,8 +163,7 @@ class SIPEventsService(MultiService):
     @ivar userAgent: the L{UserAgent}; register further method handlers on
         it.
     @ivar transportLayer: the L{TransportLayer}.
-    @ivar store: the L{ISubscriptionStore} of subscriptions and
-        publications.
+    @ivar store: the L{IStore} of subscriptions and publications.
     @ivar registry: the L{PackageRegistry} of the event packages served.
     @ivar publications: the L{PublicationManager} (PUBLISH, and the
         composed state of every resource).
@@ -193,7 +194,7 @@ class SIPEventsService(MultiService):
         limits: Limits = DEFAULT_LIMITS,
         maxConnections: int = DEFAULT_MAX_CONNECTIONS,
         idleTimeout: float = DEFAULT_IDLE_TIMEOUT,
-        store: ISubscriptionStore | None = None,
+        store: IStore | None = None,
         packages: Sequence[IEventPackage] | None = None,
         minExpires: int | None = None,
         maxExpires: int | None = None,
@@ -264,7 +265,7 @@ class SIPEventsService(MultiService):
             idleTimeout=idleTimeout,
         )
         self.userAgent.transportLayer = self.transportLayer
-        self.store: ISubscriptionStore = MemoryStore() if store is None else store
+        self.store: IStore = MemoryStore() if store is None else store
         self.storeDescription = (
             type(self.store).__name__ if storeDescription is None else storeDescription
         )
@@ -382,7 +383,9 @@ class SIPEventsService(MultiService):
                 self.onStartFailure(failure)
             return failure
 
-        started: Deferred[int] = maybeDeferred(self.notifier.start)
+        started: Deferred[int] = maybeDeferred(self.store.load).addCallback(
+            lambda _: self.notifier.start()
+        )
         started.addCallback(publicationsStart)
         started.addCallback(serve)
         started.addErrback(failed)

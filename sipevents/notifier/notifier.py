@@ -80,9 +80,11 @@ Design decisions (see also the team contract):
     of the dialog) before any CSeq at or above the last persisted mark is
     used: when half a block is left, the next block is reserved while the
     rest of the current one is used, and a NOTIFY that would go past a
-    reservation still being written waits for the write. After a restart
-    each dialog goes on from its stored mark, so a crash can never make a
-    CSeq go back.
+    reservation still being written waits for the write
+    (C{ISubscriptionStore.reserveCSeq}); if the write fails, that NOTIFY is
+    not sent, since after a crash its CSeq could be used again. After a
+    restart each dialog goes on from its stored mark, so a crash can never
+    make a CSeq go back.
   - Restart (L{start}): subscriptions that expired while the notifier was
     down are removed without a NOTIFY; the others get their expiry
     deadlines back. A subscription still pending has lost its authorizer
@@ -115,7 +117,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from twisted.internet.defer import CancelledError, Deferred, gatherResults, succeed
+from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -354,7 +356,10 @@ class Notifier:
         self._throttle = TimerQueue(clock, self._throttleEnded)
         self._dirty: set[str] = set()
         self._nextCSeq: dict[str, int] = {}
-        self._reserving: dict[str, tuple[int, Deferred[None]]] = {}
+        # Per dialog: the CSeq high-water mark durable before the
+        # reservation being written, and who waits for it (or why it
+        # failed).
+        self._reserving: dict[str, tuple[int, list[Deferred[None]] | Failure]] = {}
         self._decisions: dict[str, Deferred[Any]] = {}
         self._contacts: dict[tuple[str, bool], str] = {}
 
@@ -371,25 +376,22 @@ class Notifier:
         self.userAgent.registerMethod("SUBSCRIBE", self)
         self.userAgent.eventTypes = self.registry.eventTypes
 
-    def start(self, loadStore: bool = True) -> Deferred[int]:
+    def start(self) -> Deferred[int]:
         """
-        Load the store and take up the subscriptions it holds: those that
-        expired while we were down are removed without a NOTIFY; the others
-        get their expiry deadlines, and their dialogs go on with the CSeq
-        after their stored high-water mark (see the module docstring). A
+        Take up the subscriptions of the loaded store: those that expired
+        while we were down are removed without a NOTIFY; the others get
+        their expiry deadlines, and their dialogs go on with the CSeq after
+        their stored high-water mark (see the module docstring). A
         subscription whose event package is no longer served is ended with
         C{terminated;reason=noresource}.
 
-        Call it before the publication manager's C{start}, which expects a
-        loaded store.
+        Call it once the store is loaded (C{IStore.load}), and before the
+        publication manager's C{start}.
 
-        @param loadStore: C{False} when the caller has loaded the store
-            already (C{ISubscriptionStore.load} is to be called once).
         @return: a L{Deferred} firing with how many subscriptions were
             restored.
         """
-        d: Deferred[None] = self.store.load() if loadStore else succeed(None)
-        return d.addCallback(lambda _: self._restore())
+        return succeed(self._restore())
 
     def _restore(self) -> int:
         now = self.clock.seconds()
@@ -1047,7 +1049,11 @@ class Notifier:
         if wait is None:
             self._send(request, target, record.key, final)
         else:
-            wait.addCallback(lambda _: self._send(request, target, record.key, final))
+            wait.addCallbacks(
+                lambda _: self._send(request, target, record.key, final),
+                self._notSent,
+                errbackArgs=(record.key, cseq),
+            )
         if not final and package is not None:
             self._notified(record.key, package.minNotifyInterval)
 
@@ -1085,7 +1091,8 @@ class Notifier:
         use (see the module docstring).
 
         @return: the CSeq, and a L{Deferred} to wait for before using it
-            when it is not yet covered by a persisted reservation.
+            when it is not yet covered by a durable reservation; it fails
+            when the reservation did.
         """
         tag = record.localTag
         highWater = record.localCSeq
@@ -1096,50 +1103,75 @@ class Notifier:
             highWater = current.localCSeq
         cseq = self._nextCSeq.get(tag, highWater)
         self._nextCSeq[tag] = cseq + 1
-        if cseq + self.cseqBlock // 2 < highWater:
-            wait = None
-        else:
-            # Half a block or less left: reserve the next one now.
-            wait = self._reserve(record, max(highWater, cseq + 1) + self.cseqBlock)
-            if cseq < highWater:
-                wait = None
         reserving = self._reserving.get(tag)
-        if reserving is not None and cseq >= reserving[0]:
-            wait = reserving[1]
+        if cseq + self.cseqBlock // 2 >= highWater or (
+            # The last reservation failed: CSeqs above the durable mark
+            # need a new one.
+            reserving is not None
+            and isinstance(reserving[1], Failure)
+            and cseq >= reserving[0]
+        ):
+            # Half a block or less left: reserve the next one now.
+            self._reserve(record, max(highWater, cseq + 1) + self.cseqBlock)
+            reserving = self._reserving.get(tag)
+        if reserving is None or cseq < reserving[0]:
+            return cseq, None
+        if isinstance(reserving[1], Failure):
+            return cseq, fail(reserving[1])
+        wait: Deferred[None] = Deferred()
+        reserving[1].append(wait)
         return cseq, wait
 
-    def _reserve(self, record: SubscriptionRecord, highWater: int) -> Deferred[None]:
+    def _reserve(self, record: SubscriptionRecord, highWater: int) -> None:
         """
         Persist C{highWater} as the CSeq high-water mark of every
-        subscription in the dialog of C{record}.
+        subscription in the dialog of C{record}. Until it is durable, the
+        NOTIFYs of the dialog at or above the mark that was durable before
+        wait in C{_reserving}; if it fails, they are not sent, and the
+        failure stays there until a new reservation is durable.
         """
         tag = record.localTag
-        writes = []
-        for sibling in self.store.subscriptionsByDialog(
-            record.callId, tag, record.remoteTag
-        ):
-            if sibling.localCSeq < highWater:
-                writes.append(
-                    self.store.putSubscription(sibling.evolve(localCSeq=highWater))
-                )
         previous = self._reserving.get(tag)
         # Writes are durable in order: until this one is, only CSeqs below
         # the mark before the first write still in flight are safe.
         durable = record.localCSeq if previous is None else previous[0]
-        done: Deferred[None] = gatherResults(writes, consumeErrors=True).addCallback(
-            lambda _: None
-        )
-        if not done.called:
-            self._reserving[tag] = (durable, done)
+        waiters: list[Deferred[None]] = []
+        entry: tuple[int, list[Deferred[None]] | Failure] = (durable, waiters)
+        self._reserving[tag] = entry
 
-            def written(result: object) -> object:
-                if self._reserving.get(tag, (0, None))[1] is done:
+        def finished(result: None | Failure) -> None:
+            if isinstance(result, Failure):
+                self.log.failure(
+                    "CSeq reservation of dialog {tag} failed: NOTIFYs waiting "
+                    "for it are not sent",
+                    result,
+                    tag=tag,
+                )
+                if self._reserving.get(tag) is entry:
+                    self._reserving[tag] = (durable, result)
+                for wait in waiters:
+                    wait.errback(result)
+            else:
+                if self._reserving.get(tag) is entry:
                     del self._reserving[tag]
-                return result
+                for wait in waiters:
+                    wait.callback(None)
 
-            done.addBoth(written)
-        done.addErrback(_logFailure, self.log, f"CSeq reservation of {tag}")
-        return done
+        self.store.reserveCSeq(record.callId, tag, record.remoteTag, highWater).addBoth(
+            finished
+        )
+
+    def _notSent(self, failure: Failure, key: str, cseq: int) -> None:
+        """
+        The CSeq of a NOTIFY could not be reserved: sending it could reuse
+        that CSeq after a restart (RFC 3261 section 12.2.1.1), so it is
+        dropped; the reservation's failure is logged already.
+        """
+        self.log.warn(
+            "NOTIFY of {key} with CSeq {cseq} not sent: the CSeq could not be reserved",
+            key=key,
+            cseq=cseq,
+        )
 
     def _notified(self, key: str, interval: float) -> None:
         """
@@ -1312,6 +1344,7 @@ class Notifier:
             record.callId, record.localTag, record.remoteTag
         ):
             self._nextCSeq.pop(record.localTag, None)
+            self._reserving.pop(record.localTag, None)
         if self.logLifecycle:
             self.log.debug(
                 "Subscription {key} terminated: {reason}",

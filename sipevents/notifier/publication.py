@@ -5,7 +5,7 @@ state of every published resource.
 
 L{PublicationManager} is the Event State Compositor (RFC 3903 section 2):
 it answers PUBLISH requests for the user agent core, keeps each live
-publication in the store (L{sipevents.interfaces.ISubscriptionStore}, as a
+publication in the store (L{sipevents.interfaces.IPublicationStore}, as a
 L{sipevents.records.PublicationRecord}), expires publications on its own,
 composes each resource's state through its event package
 (L{sipevents.interfaces.IEventPackage.composeState}) and tells the notifier
@@ -106,9 +106,9 @@ if TYPE_CHECKING:
 
     from sipevents.interfaces import (
         IEventPackage,
+        IPublicationStore,
         IRequestContext,
         IResourcePolicy,
-        ISubscriptionStore,
     )
     from sipevents.packages import PackageRegistry
     from sipevents.sip.message import Request
@@ -199,7 +199,7 @@ class PublicationManager:
     def __init__(
         self,
         clock: IReactorTime,
-        store: ISubscriptionStore,
+        store: IPublicationStore,
         registry: PackageRegistry,
         maxBodySize: int = 65536,
         onStateChanged: Callable[[str, str], object] | None = None,

@@ -1,9 +1,13 @@
 # -*- test-case-name: tests.test_store -*-
 """
 Stores of subscriptions and publications (DESIGN: "persistence is a
-store"): L{MemoryStore} for tests and throw-away servers, L{SQLiteStore}
-(the default) for a server that keeps its subscribers across restarts,
-chosen with C{--store memory} or C{--store sqlite:PATH}.
+store"): one write-behind layer (L{sipevents.store.writebehind}: the
+working set, batching, coalescing, retries, durability L{Deferred}s) over
+small backends (L{sipevents.interfaces.IStoreBackend}).
+L{MemoryStore} keeps nothing beyond its working set, for tests and
+throw-away servers; L{sipevents.store.sqlite.SQLiteStore} (the default)
+keeps its subscribers across restarts. They are chosen with C{--store
+memory} or C{--store sqlite:PATH}.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from sipevents.store.memory import MemoryStore
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorTime
 
-    from sipevents.interfaces import ISubscriptionStore
+    from sipevents.interfaces import IStore
 
 __all__ = ["MemoryStore", "storeFromDescription", "DEFAULT_SQLITE_PATH"]
 
@@ -24,7 +28,7 @@ __all__ = ["MemoryStore", "storeFromDescription", "DEFAULT_SQLITE_PATH"]
 DEFAULT_SQLITE_PATH = "sipevents.sqlite"
 
 
-def storeFromDescription(description: str, reactor: IReactorTime) -> ISubscriptionStore:
+def storeFromDescription(description: str, reactor: IReactorTime) -> IStore:
     """
     The store a C{--store} option names.
 
@@ -39,14 +43,14 @@ def storeFromDescription(description: str, reactor: IReactorTime) -> ISubscripti
 
     @param description: the option's value.
     @param reactor: the reactor the store schedules its batched writes on
-        and hands finished writes back to; it must also provide
-        C{IReactorFromThreads} and C{IReactorCore} for SQLite.
+        and closes with; it must also provide C{IReactorFromThreads} for
+        SQLite, whose writes come back from a thread.
     @raise ValueError: for any other description, with a message fit for a
         usage error.
     """
     kind, sep, argument = description.partition(":")
     if kind == "memory" and not sep:
-        return MemoryStore()
+        return MemoryStore(reactor)
     if kind == "sqlite":
         if sep and not argument:
             raise ValueError("--store sqlite:PATH needs a file name after the colon")

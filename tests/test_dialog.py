@@ -14,6 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from sipevents.errors import SIPError
 from sipevents.sip.addresses import Source, Target
 from sipevents.sip.dialog import (
+    SUBSCRIPTION_ENDING_CODES,
     Dialog,
     OutOfOrder,
     addressField,
@@ -398,3 +399,23 @@ class ListeningContactTests(SynchronousTestCase):
             layer = RecordingTransportLayer(host, 5070)
             self.assertIsNone(listeningContact(layer, "UDP", "127.0.0.1"))
         self.assertIsNone(listeningContact(object(), "UDP", "127.0.0.1"))
+
+
+class SubscriptionEndingCodesTests(SynchronousTestCase):
+    """
+    L{SUBSCRIPTION_ENDING_CODES}: the one list of RFC 6665 sections 4.1.2.2
+    and 4.2.2.
+    """
+
+    def test_rfc6665_4_1_2_2_and_4_2_2(self) -> None:
+        """
+        Both sections list the same responses: 404, 405, 410, 416, 480 to
+        485, 489, 501 and 604; other failures, 408 and 500 among them, do
+        not end a subscription.
+        """
+        self.assertEqual(
+            SUBSCRIPTION_ENDING_CODES,
+            {404, 405, 410, 416, *range(480, 486), 489, 501, 604},
+        )
+        self.assertNotIn(408, SUBSCRIPTION_ENDING_CODES)
+        self.assertNotIn(500, SUBSCRIPTION_ENDING_CODES)

@@ -17,7 +17,7 @@ order:
      without Event gets 489 too: PINT (section 4.2.3) is not supported;
   2. exactly one SIP or SIPS Contact we can route to, else 400 (RFC 3261
      section 8.1.1.8 and 12.1.1);
-  3. the duration (L{sipevents.notifier.states.negotiateExpires}): the
+  3. the duration (L{sipevents.notifier.expiry.grantExpires}): the
      package default when absent, shortened to the maximum, 423 with
      Min-Expires when below the minimum (and above zero, below an hour);
   4. a body type the subscriber accepts, else 406
@@ -60,7 +60,7 @@ moment, so the latest state always arrives and no change is lost; the
 NOTIFY that follows a SUBSCRIBE, a refresh or an authorization decision is
 never delayed.
 
-Design decisions (see also the team contract):
+Design decisions:
 
   - The store is the working set. Look-ups are synchronous; writes return
     L{Deferred}s that the notifier does not wait for (write-behind),
@@ -137,17 +137,18 @@ from sipevents.notifier.authorization import (
     AcceptAll,
     AllResourcesKnown,
 )
+from sipevents.notifier.expiry import SUBSCRIBE_EXPIRY, grantExpires
 from sipevents.notifier.states import (
     NotifyKind,
     SubscriptionInput,
     Transition,
     chooseContentType,
     formatSubscriptionState,
-    negotiateExpires,
     transition,
 )
 from sipevents.records import ACTIVE, PENDING, SubscriptionRecord, canonicalResource
 from sipevents.sip.dialog import (
+    SUBSCRIPTION_ENDING_CODES,
     WILDCARD_HOSTS,
     Dialog,
     buildRequest,
@@ -169,16 +170,10 @@ if TYPE_CHECKING:
     from sipevents.sip.message import Request, Response
 
 __all__ = [
-    "REMOVING_CODES",
     "Notifier",
     "PackageRegistryLike",
     "PublicationsLike",
 ]
-
-#: NOTIFY responses that remove the subscription (RFC 6665 section 4.2.2).
-REMOVING_CODES = frozenset(
-    {404, 405, 410, 416, 480, 481, 482, 483, 484, 485, 489, 501, 604}
-)
 
 #: CSeqs reserved at a time (see the module docstring).
 DEFAULT_CSEQ_BLOCK = 100
@@ -541,10 +536,12 @@ class Notifier:
 
         @raise IntervalTooBrief: 423 below the minimum.
         """
-        minimum = package.minExpires if self.minExpires is None else self.minExpires
-        maximum = package.maxExpires if self.maxExpires is None else self.maxExpires
-        return negotiateExpires(
-            request.expires, package.defaultExpires, minimum, max(maximum, 0)
+        return grantExpires(
+            request.expires,
+            package,
+            SUBSCRIBE_EXPIRY,
+            self.minExpires,
+            self.maxExpires,
         )
 
     def _admission(
@@ -1170,7 +1167,7 @@ class Notifier:
             if code >= 200 and not final and "Contact" in response.headers:
                 self._targetRefreshed(response, key)
             return
-        if code in REMOVING_CODES:
+        if code in SUBSCRIPTION_ENDING_CODES:
             self._removeAfterNotifyFailure(
                 key, final, f"answered {code}", code=code, reason=response.reason
             )

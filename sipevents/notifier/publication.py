@@ -73,7 +73,6 @@ Choices made where RFC 3903 leaves one:
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -88,7 +87,6 @@ from zope.interface import implementer
 from sipevents.errors import (
     BadEvent,
     ConditionalRequestFailed,
-    IntervalTooBrief,
     NotFound,
     ParseError,
     RequestEntityTooLarge,
@@ -96,8 +94,9 @@ from sipevents.errors import (
     UnsupportedMediaType,
 )
 from sipevents.interfaces import IRequestHandler
+from sipevents.notifier.expiry import PUBLISH_EXPIRY, grantExpires
 from sipevents.records import PublicationRecord, canonicalResource
-from sipevents.sip.headers import parseContentType
+from sipevents.sip.headers import isToken, parseContentType
 from sipevents.sip.message import Response, makeResponse
 from sipevents.sip.uri import parseURI
 
@@ -115,9 +114,6 @@ if TYPE_CHECKING:
     from sipevents.sip.useragent import UserAgent
 
 __all__ = ["PublicationManager", "applicationETag"]
-
-#: entity-tag = token (RFC 3903 section 12, RFC 3261 section 25.1).
-_TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+\Z")
 
 #: Statuses that refuse a body: logged as warnings.
 _BODY_STATUSES = frozenset({400, 413, 415})
@@ -658,24 +654,6 @@ class PublicationManager:
             package.name for package in self.registry if package.publishContentTypes
         ]
 
-    def _limits(self, package: IEventPackage) -> tuple[int, int, int]:
-        """
-        The default, minimum and maximum publication durations for
-        C{package}.
-        """
-        minimum: int = (
-            package.minExpires if self.minExpires is None else self.minExpires
-        )
-        maximum: int = (
-            package.maxExpires if self.maxExpires is None else self.maxExpires
-        )
-        default: int = (
-            package.defaultExpires
-            if self.defaultExpires is None
-            else self.defaultExpires
-        )
-        return min(max(default, minimum), maximum), minimum, maximum
-
     def _process(
         self, request: Request, context: IRequestContext, resource: str
     ) -> Response | Deferred[Response | None] | None:
@@ -700,7 +678,8 @@ class PublicationManager:
         etag: str | None = None
         if tags:
             etag = tags[0].strip()
-            if not _TOKEN_RE.match(etag):
+            # entity-tag = token (RFC 3903 section 12).
+            if not isToken(etag):
                 raise SIPError("Bad SIP-If-Match Header Field", 400)
         # Step 1, for initial publications.
         policy = self.resourcePolicy
@@ -761,13 +740,14 @@ class PublicationManager:
             ):
                 raise ConditionalRequestFailed()
         # Step 4: the expiration.
-        default, minimum, maximum = self._limits(package)
-        expires = request.expires
-        if expires is None:
-            expires = default
-        elif 0 < expires < minimum:
-            raise IntervalTooBrief(minimum)
-        expires = min(expires, maximum)
+        expires = grantExpires(
+            request.expires,
+            package,
+            PUBLISH_EXPIRY,
+            self.minExpires,
+            self.maxExpires,
+            self.defaultExpires,
+        )
         # Step 5: the body.
         body = request.body
         document: object = None

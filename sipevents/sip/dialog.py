@@ -48,6 +48,7 @@ __all__ = [
     "DialogLike",
     "addressField",
     "OutOfOrder",
+    "SUBSCRIPTION_ENDING_CODES",
     "buildRequest",
     "checkRemoteCSeq",
     "contactURI",
@@ -58,6 +59,17 @@ __all__ = [
     "remoteTargetOf",
     "requestURIAndRoutes",
 ]
+
+#: Responses that end a subscription, whichever side receives them: the
+#: subscriber when they answer a refreshing SUBSCRIBE (RFC 6665 section
+#: 4.1.2.2: "404, 405, 410, 416, 480-485, 489, 501, or 604 ... MUST
+#: consider the subscription terminated"), the notifier when they answer a
+#: NOTIFY (section 4.2.2: "the notifier MUST remove the corresponding
+#: subscription"). RFC 5057 explains them as the responses that end a
+#: dialog usage.
+SUBSCRIPTION_ENDING_CODES = frozenset(
+    {404, 405, 410, 416, 480, 481, 482, 483, 484, 485, 489, 501, 604}
+)
 
 #: The Max-Forwards of requests we originate (RFC 3261 section 8.1.1.6).
 MAX_FORWARDS = "70"

@@ -58,9 +58,9 @@ Automat's C{TypeMachineBuilder} expresses the same thing, but it costs about
 290 bytes per machine before its core and state data, and about 8
 microseconds per input on CPython 3.11; a presence server holds tens of
 thousands of live transactions (Timer J keeps each UDP one 32 seconds) and
-routes every message through one, and the contract asks for plain L{Enum}
-states. A dict lookup and L{__slots__} do it in a fraction of both, and the
-table stays as readable as a diagram.
+routes every message through one. Plain L{Enum} states, a dict lookup
+and L{__slots__} do it in a fraction of both, and the table stays as
+readable as a diagram.
 """
 
 from __future__ import annotations

@@ -66,6 +66,7 @@ from sipevents.config import DEFAULT_TIMERS, TimerConfig
 from sipevents.errors import ParseError, SIPError
 from sipevents.interfaces import IMessageReceiver, IRequestContext, IRequestHandler
 from sipevents.sip.addresses import RELIABLE, Source, Target
+from sipevents.sip.headers import isToken
 from sipevents.sip.message import Message, Request, Response, makeResponse, reasonPhrase
 from sipevents.sip.transaction import Retransmission, TransactionManager
 from sipevents.sip.uri import SIPURI, TelURI
@@ -591,7 +592,7 @@ class UserAgent:
         """
         if method in CORE_METHODS:
             raise ValueError(f"{method} is handled by the user agent core")
-        if not method or not all(c.isalnum() or c in "-.!%*_+`'~" for c in method):
+        if not isToken(method):
             raise ValueError(f"Not a method name: {method!r}")
         self._handlers[method] = handler
 

@@ -392,13 +392,13 @@ class ListeningContactTests(SynchronousTestCase):
 
     def test_noAddressToGive(self) -> None:
         """
-        A socket bound to every interface, or a transport layer that cannot
-        say where it listens, gives no Contact.
+        A socket bound to every interface, or a user agent with no
+        transport layer yet, gives no Contact.
         """
         for host in ("0.0.0.0", "::", ""):
             layer = RecordingTransportLayer(host, 5070)
             self.assertIsNone(listeningContact(layer, "UDP", "127.0.0.1"))
-        self.assertIsNone(listeningContact(object(), "UDP", "127.0.0.1"))
+        self.assertIsNone(listeningContact(None, "UDP", "127.0.0.1"))
 
 
 class SubscriptionEndingCodesTests(SynchronousTestCase):

@@ -15,6 +15,8 @@ from twisted.internet.defer import CancelledError, Deferred, fail
 from twisted.internet.task import Clock
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
 
 from sipevents.config import TimerConfig
 from sipevents.errors import (
@@ -23,6 +25,7 @@ from sipevents.errors import (
     TransactionTimeout,
     TransportFailure,
 )
+from sipevents.interfaces import IRetransmission, IRetransmittingSender
 from sipevents.sip.message import Request, Response, makeResponse
 from sipevents.sip.parser import parseMessage
 from sipevents.sip.transaction import (
@@ -1428,10 +1431,11 @@ class ManagerTests(TransactionTestCase):
         self.assertGreater(checked, 0)
 
 
+@implementer(IRetransmittingSender)
 class WireSender(ServerSends):
     """
     A server transaction's C{send} that can also hand over the final
-    response in wire form (a L{RetransmittingSender}), as the user agent's
+    response in wire form (an L{IRetransmittingSender}), as the user agent's
     does over UDP.
 
     @ivar resent: the times each L{WireRetransmission} was called.
@@ -1451,9 +1455,10 @@ class WireSender(ServerSends):
         return WireRetransmission(self, response.toBytes())
 
 
+@implementer(IRetransmission)
 class WireRetransmission:
     """
-    A L{Retransmission} that records its calls on its L{WireSender}.
+    An L{IRetransmission} that records its calls on its L{WireSender}.
     """
 
     def __init__(self, sender: WireSender, data: bytes) -> None:
@@ -1476,8 +1481,34 @@ class CompletedStorageTests(TransactionTestCase):
     """
     What a non-INVITE server transaction keeps in "Completed" (RFC 3261
     section 17.2.2 needs only its key and the final response): with a
-    L{RetransmittingSender}, the response in wire form and nothing else.
+    L{IRetransmittingSender}, the response in wire form and nothing else.
     """
+
+    def test_verifyObject(self) -> None:
+        """
+        The test sender and its retransmissions provide the interfaces the
+        transaction relies on.
+        """
+        sends = WireSender(self.clock)
+        self.assertTrue(verifyObject(IRetransmittingSender, sends))
+        retransmission = sends.retransmission(makeResponse(makeRequest(), 200))
+        self.assertTrue(verifyObject(IRetransmission, retransmission))
+
+    def test_plainCallableKeepsMessages(self) -> None:
+        """
+        A C{send} that is a plain callable, not an L{IRetransmittingSender},
+        leaves the completed transaction holding its messages.
+        """
+        request = makeRequest()
+        sends = ServerSends(self.clock)
+        transaction = self.manager.createServerTransaction(request, sends, False)
+        assert isinstance(transaction, ServerTransaction)
+        self.watched.append(transaction)
+        final = makeResponse(request, 200, toTag="srv")
+        transaction.respond(final)
+        self.assertIs(transaction.state, ServerState.COMPLETED)
+        self.assertIs(transaction.request, request)
+        self.assertIs(transaction.lastResponse, final)
 
     def wireServer(
         self, request: Request, reliable: bool = False

@@ -13,7 +13,7 @@ Processing a SUBSCRIBE outside a dialog (RFC 6665 section 4.2.1.1), in
 order:
 
   1. the Event header names a package (and template) we serve, else 489
-     with Allow-Events (L{PackageRegistryLike.resolve}); a SUBSCRIBE
+     with Allow-Events (L{IPackageRegistry.resolve}); a SUBSCRIBE
      without Event gets 489 too: PINT (section 4.2.3) is not supported;
   2. exactly one SIP or SIPS Contact we can route to, else 400 (RFC 3261
      section 8.1.1.8 and 12.1.1);
@@ -111,9 +111,9 @@ Design decisions:
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from twisted.internet.defer import CancelledError, Deferred, gatherResults, succeed
 from twisted.internet.interfaces import IReactorTime
@@ -124,12 +124,15 @@ from zope.interface import implementer
 from sipevents.errors import BadEvent, CallDoesNotExist, Forbidden, NotFound, SIPError
 from sipevents.interfaces import (
     IEventPackage,
+    IEventStateCompositor,
     INotifier,
+    IPackageRegistry,
     IRequestContext,
     IRequestHandler,
     IResourcePolicy,
     ISubscriptionAuthorizer,
     ISubscriptionStore,
+    IUserAgent,
 )
 from sipevents.notifier.authorization import (
     ACCEPT,
@@ -159,7 +162,7 @@ from sipevents.sip.dialog import (
     nextHop,
     remoteTargetOf,
 )
-from sipevents.sip.headers import Event, parseEvent
+from sipevents.sip.headers import Event
 from sipevents.sip.timers import LookupTimerQueue, TimerQueue
 from sipevents.sip.uri import SIPURI, formatURI
 
@@ -171,61 +174,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Notifier",
-    "PackageRegistryLike",
-    "PublicationsLike",
 ]
 
 #: CSeqs reserved at a time (see the module docstring).
 DEFAULT_CSEQ_BLOCK = 100
-
-
-class PackageRegistryLike(Protocol):
-    """
-    What the notifier needs of L{sipevents.packages.PackageRegistry}.
-    """
-
-    def resolve(self, event: Event | None) -> IEventPackage:
-        """
-        The package serving C{event}.
-
-        @raise BadEvent: for a missing or unknown package or an unserved
-            template (489 with Allow-Events).
-        """
-
-    def eventTypes(self) -> list[str]:
-        """The event types served, for Allow-Events."""
-
-
-class PublicationsLike(Protocol):
-    """
-    What the notifier needs of L{sipevents.notifier.publication.PublicationManager}.
-    """
-
-    def currentState(self, resource: str, eventType: str) -> object | None:
-        """The composed state of C{resource}, or C{None} (neutral)."""
-
-    def setApplicationState(
-        self, eventType: str, resource: str, contentType: str, body: bytes
-    ) -> Deferred[None]:
-        """Store the application's contribution to the state."""
-
-    def clearApplicationState(self, eventType: str, resource: str) -> Deferred[None]:
-        """Remove the application's contribution to the state."""
-
-
-class _UserAgentLike(Protocol):
-    """
-    What the notifier needs of L{sipevents.sip.useragent.UserAgent}.
-    """
-
-    @property
-    def transportLayer(self) -> object: ...
-
-    eventTypes: Callable[[], Iterable[str]]
-
-    def registerMethod(self, method: str, handler: IRequestHandler) -> None: ...
-
-    def sendRequest(self, request: Request, target: Target) -> Deferred[Response]: ...
 
 
 #: Shared one-type tuples for C{SubscriptionRecord.accept}, so that a
@@ -287,11 +239,12 @@ class Notifier:
     The RFC 6665 notifier; see the module docstring.
 
     @ivar clock: the time source.
-    @ivar userAgent: the L{sipevents.sip.useragent.UserAgent} that receives SUBSCRIBE
-        and sends NOTIFY.
+    @ivar userAgent: the L{IUserAgent} that receives SUBSCRIBE and sends
+        NOTIFY.
     @ivar store: the L{ISubscriptionStore}.
-    @ivar registry: the event packages served.
-    @ivar publications: where resource state comes from.
+    @ivar registry: the event packages served (L{IPackageRegistry}).
+    @ivar publications: where resource state comes from
+        (L{IEventStateCompositor}).
     @ivar authorizer: the L{ISubscriptionAuthorizer}.
     @ivar resourcePolicy: the L{IResourcePolicy}.
     @ivar rfc3265Compat: answer 202, not 200, for pending subscriptions, as
@@ -315,10 +268,10 @@ class Notifier:
     def __init__(
         self,
         clock: IReactorTime,
-        userAgent: _UserAgentLike,
+        userAgent: IUserAgent,
         store: ISubscriptionStore,
-        registry: PackageRegistryLike,
-        publications: PublicationsLike,
+        registry: IPackageRegistry,
+        publications: IEventStateCompositor,
         authorizer: ISubscriptionAuthorizer | None = None,
         resourcePolicy: IResourcePolicy | None = None,
         rfc3265Compat: bool = False,
@@ -796,11 +749,10 @@ class Notifier:
         host: str = connection.localHost
         port: int = connection.localPort
         transportLayer = self.userAgent.transportLayer
-        sentBy = getattr(transportLayer, "sentBy", None)
-        if sentBy is not None and (
-            host in WILDCARD_HOSTS or getattr(transportLayer, "advertisedHost", None)
+        if transportLayer is not None and (
+            host in WILDCARD_HOSTS or transportLayer.advertisedHost
         ):
-            host = sentBy(transport, source.host)[0]
+            host = transportLayer.sentBy(transport, source.host)[0]
         if host in WILDCARD_HOSTS:
             return None
         contact = contactURI(transport, host, port, secure)
@@ -973,12 +925,7 @@ class Notifier:
         The package serving C{eventType}, or C{None} when none does.
         """
         try:
-            # Without parsing the type as an Event header again, when the
-            # registry can (PackageRegistry): once per NOTIFY.
-            resolveEventType = getattr(self.registry, "resolveEventType", None)
-            if resolveEventType is not None:
-                return cast(IEventPackage, resolveEventType(eventType))
-            return self.registry.resolve(parseEvent(eventType))
+            return self.registry.resolveEventType(eventType)
         except SIPError:
             return None
 

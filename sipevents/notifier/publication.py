@@ -93,7 +93,7 @@ from sipevents.errors import (
     SIPError,
     UnsupportedMediaType,
 )
-from sipevents.interfaces import IRequestHandler
+from sipevents.interfaces import IEventStateCompositor, IRequestHandler
 from sipevents.notifier.expiry import PUBLISH_EXPIRY, grantExpires
 from sipevents.records import PublicationRecord, canonicalResource
 from sipevents.sip.headers import isToken, parseContentType
@@ -105,13 +105,13 @@ if TYPE_CHECKING:
 
     from sipevents.interfaces import (
         IEventPackage,
+        IPackageRegistry,
         IRequestContext,
         IResourcePolicy,
         ISubscriptionStore,
+        IUserAgent,
     )
-    from sipevents.packages import PackageRegistry
     from sipevents.sip.message import Request
-    from sipevents.sip.useragent import UserAgent
 
 __all__ = ["PublicationManager", "applicationETag"]
 
@@ -152,11 +152,11 @@ class _Live:
     timer: IDelayedCall | None
 
 
-@implementer(IRequestHandler)
+@implementer(IRequestHandler, IEventStateCompositor)
 class PublicationManager:
     """
-    The PUBLISH handler and state compositor (RFC 3903 section 6); see the
-    module docstring.
+    The PUBLISH handler and event state compositor (RFC 3903 section 6);
+    see the module docstring.
 
     Wiring: build it with the store and package registry, set
     L{onStateChanged} to the notifier's C{stateChanged}, register it with
@@ -166,7 +166,7 @@ class PublicationManager:
 
     @ivar clock: the time source.
     @ivar store: where publications are kept.
-    @ivar registry: the event packages served.
+    @ivar registry: the event packages served (L{IPackageRegistry}).
     @ivar maxBodySize: the largest PUBLISH body accepted, in octets; a
         larger one gets 413.
     @ivar onStateChanged: called as C{onStateChanged(resource, eventType)}
@@ -196,7 +196,7 @@ class PublicationManager:
         self,
         clock: IReactorTime,
         store: ISubscriptionStore,
-        registry: PackageRegistry,
+        registry: IPackageRegistry,
         maxBodySize: int = 65536,
         onStateChanged: Callable[[str, str], object] | None = None,
         resourcePolicy: IResourcePolicy | None = None,
@@ -233,9 +233,9 @@ class PublicationManager:
         """
         return self.registry.publishContentTypes()
 
-    def install(self, userAgent: UserAgent) -> None:
+    def install(self, userAgent: IUserAgent) -> None:
         """
-        Serve PUBLISH for C{userAgent} (a L{sipevents.sip.useragent.UserAgent}).
+        Serve PUBLISH for C{userAgent}.
         """
         userAgent.registerMethod("PUBLISH", self)
 

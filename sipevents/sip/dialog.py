@@ -41,6 +41,7 @@ from sipevents.sip.routing import targetFromURI
 from sipevents.sip.uri import SIPURI, URI, formatURI, parseURI
 
 if TYPE_CHECKING:
+    from sipevents.interfaces import ITransportLayer
     from sipevents.sip.addresses import Source
 
 __all__ = [
@@ -357,22 +358,27 @@ WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
 
 
 def listeningContact(
-    transportLayer: object, transport: str, peerHost: str, secure: bool = False
+    transportLayer: ITransportLayer | None,
+    transport: str,
+    peerHost: str,
+    secure: bool = False,
 ) -> tuple[str, str] | None:
     """
     Our Contact URI for a dialog whose peer at C{peerHost} reaches us over
     C{transport} (RFC 3261 section 8.1.1.8 and 12.1.1): where the transport
-    layer says we listen, as it writes in Via sent-by (its C{sentBy}
-    method, preferring an advertised host), with the host alone.
+    layer says we listen, as it writes in Via sent-by
+    (L{ITransportLayer.sentBy}, preferring an advertised host), with the
+    host alone.
 
-    @return: C{(contact, host)}, or C{None} when the transport layer cannot
-        say (it has no C{sentBy}) or we listen on every interface with no
-        advertised host, so there is no address to give.
+    @param transportLayer: the user agent's transport layer, C{None} when
+        it has none yet.
+    @return: C{(contact, host)}, or C{None} when there is no transport
+        layer or we listen on every interface with no advertised host, so
+        there is no address to give.
     """
-    sentBy = getattr(transportLayer, "sentBy", None)
-    if sentBy is None:
+    if transportLayer is None:
         return None
-    host, port = sentBy(transport, peerHost)
+    host, port = transportLayer.sentBy(transport, peerHost)
     if host in WILDCARD_HOSTS:
         return None
     return contactURI(transport, host, port, secure), host

@@ -47,12 +47,13 @@ objects each) in the reactor's heap.
 
 A completed transaction keeps only what RFC 3261 section 17.2.2 still needs
 it for: its matching keys and a way to send the final response again. When
-the C{send} callable offers one (see L{RetransmittingSender}), a non-INVITE
-server transaction entering "Completed" over an unreliable transport swaps
-its request and response for a L{Retransmission} holding the octets as they
-went on the wire, so that each of those tens of thousands of transactions
-costs about a kilobyte instead of the six or seven its parsed messages and
-their typed views would.
+the C{send} callable offers one (an
+L{sipevents.interfaces.IRetransmittingSender}), a non-INVITE server
+transaction entering "Completed" over an unreliable transport swaps its
+request and response for an L{sipevents.interfaces.IRetransmission}
+holding the octets as they went on the wire, so that each of those tens of
+thousands of transactions costs about a kilobyte instead of the six or
+seven its parsed messages and their typed views would.
 
 Automat's C{TypeMachineBuilder} expresses the same thing, but it costs about
 290 bytes per machine before its core and state data, and about 8
@@ -94,6 +95,7 @@ from sipevents.errors import (
     TransactionTimeout,
     TransportFailure,
 )
+from sipevents.interfaces import IRetransmission, IRetransmittingSender
 from sipevents.sip.addresses import defaultPort
 from sipevents.sip.message import Request, Response, makeResponse
 
@@ -108,8 +110,6 @@ __all__ = [
     "InviteServerInput",
     "InviteServerState",
     "InviteServerTransaction",
-    "Retransmission",
-    "RetransmittingSender",
     "ServerInput",
     "ServerState",
     "ServerTransaction",
@@ -141,49 +141,6 @@ class _Cancellable(Protocol):
     def active(self) -> bool: ...
 
     def cancel(self) -> None: ...
-
-
-class Retransmission(Protocol):
-    """
-    A final response kept as it went on the wire, to send it again without
-    keeping the L{Response} (and its parsed views) alive: what a non-INVITE
-    server transaction holds in "Completed" over an unreliable transport
-    (RFC 3261 section 17.2.2). L{sipevents.sip.transport.TransportLayer} makes
-    them.
-    """
-
-    def __call__(self) -> object:
-        """
-        Send the same octets to the same destination again. Like a
-        transaction's C{send}, it may raise or return a failing L{Deferred}
-        to report a transport error (RFC 3261 section 17.2.4).
-        """
-
-    @property
-    def response(self) -> Response:
-        """
-        The response, parsed again from the kept octets (so an equal
-        message, not the same object).
-        """
-
-
-class RetransmittingSender(Protocol):
-    """
-    A server transaction's C{send} that can also hand over the response it
-    has just sent in wire form (see L{Retransmission}). A plain callable
-    will do as C{send}; a transaction checks for C{retransmission} when it
-    enters "Completed".
-    """
-
-    def __call__(self, response: Response) -> object:
-        """Send C{response} (RFC 3261 section 18.2.2)."""
-
-    def retransmission(self, response: Response) -> Retransmission | None:
-        """
-        C{response}, which this sender has just sent, as a
-        L{Retransmission}; or C{None} when it cannot be kept that way (for
-        example when it went to a host name that had to be resolved).
-        """
 
 
 class _TimerHandle:
@@ -823,7 +780,7 @@ class _ServerBase(_Transaction[_S, _I]):
         self.request: Request | None = request
         self.onFailure: Callable[[SIPError], object] | None = None
         self._lastResponse: Response | None = None
-        self._retransmission: Retransmission | None = None
+        self._retransmission: IRetransmission | None = None
         self._send: Callable[[Response], object] | None = send
         self._keys = keys
 
@@ -832,11 +789,12 @@ class _ServerBase(_Transaction[_S, _I]):
         """
         The most recent response sent, or C{None}. Its To tag is the one a
         200 to a CANCEL SHOULD reuse (RFC 3261 section 9.2). Once the
-        response is only kept in wire form (L{Retransmission}), it is parsed
+        response is only kept in wire form (L{IRetransmission}), it is parsed
         again from those octets on each access.
         """
         if self._lastResponse is None and self._retransmission is not None:
-            return self._retransmission.response
+            response: Response = self._retransmission.response
+            return response
         return self._lastResponse
 
     @property
@@ -895,15 +853,15 @@ class _ServerBase(_Transaction[_S, _I]):
     def _keepForRetransmission(self) -> None:
         """
         Swap the request, the last response and C{send} for the response in
-        wire form, when C{send} can give it (L{RetransmittingSender}): all a
+        wire form, when C{send} can give it (L{IRetransmittingSender}): all a
         completed transaction needs to answer retransmissions (RFC 3261
         section 17.2.2), in a fraction of the memory.
         """
         response = self._lastResponse
-        prepare = getattr(self._send, "retransmission", None)
-        if response is None or prepare is None:
+        send = self._send
+        if response is None or not IRetransmittingSender.providedBy(send):
             return
-        retransmission: Retransmission | None = prepare(response)
+        retransmission = send.retransmission(response)
         if retransmission is None:
             return
         self._retransmission = retransmission
@@ -979,8 +937,8 @@ class ServerTransaction(_ServerBase[ServerState, ServerInput]):
 
     In "Completed" over an unreliable transport it lives on for Timer J only
     to answer retransmissions of the request with the final response. If
-    its C{send} is a L{RetransmittingSender}, it then keeps that response as
-    a L{Retransmission} and lets go of the request, the L{Response} and
+    its C{send} is an L{IRetransmittingSender}, it then keeps that response
+    as an L{IRetransmission} and lets go of the request, the L{Response} and
     C{send} (L{request} becomes C{None}, L{lastResponse} is parsed again
     from the octets when asked for).
     """

@@ -153,7 +153,6 @@ from sipevents.records import ACTIVE, PENDING, SubscriptionRecord, canonicalReso
 from sipevents.sip.dialog import (
     SUBSCRIPTION_ENDING_CODES,
     WILDCARD_HOSTS,
-    Dialog,
     buildRequest,
     checkRemoteCSeq,
     contactURI,
@@ -161,7 +160,9 @@ from sipevents.sip.dialog import (
     listeningContact,
     nextHop,
     remoteTargetOf,
+    secureRequest,
 )
+from sipevents.sip.dialogstate import Dialog
 from sipevents.sip.headers import Event
 from sipevents.sip.timers import LookupTimerQueue, TimerQueue
 from sipevents.sip.uri import SIPURI, formatURI
@@ -221,6 +222,8 @@ class _Admission:
     package: IEventPackage
     event: Event
     dialog: Dialog
+    #: The dialog's secure flag (RFC 3261 section 12.1.1).
+    secure: bool
     resource: str
     eventType: str
     expires: int
@@ -429,6 +432,7 @@ class Notifier:
             package,
             event,
             dialog,
+            secureRequest(request, context.source),
             canonicalResource(request.uri),
             dialog.localTag,
             None,
@@ -463,7 +467,6 @@ class Notifier:
             remoteTarget=remoteTarget,
             routeSet=first.routeSet,
             remoteCSeq=cseq,
-            secure=first.remoteTarget.startswith("sips:"),
             flowTransport=source.transport.upper(),
             flowHost=source.host,
             flowPort=source.port,
@@ -475,6 +478,7 @@ class Notifier:
             package,
             event,
             dialog,
+            first.remoteTarget.startswith("sips:"),
             first.resource,
             key,
             max(r.localCSeq for r in records),
@@ -504,6 +508,7 @@ class Notifier:
         package: IEventPackage,
         event: Event,
         dialog: Dialog,
+        secure: bool,
         resource: str,
         key: str,
         highWater: int | None,
@@ -525,6 +530,7 @@ class Notifier:
             package,
             event,
             dialog,
+            secure,
             # Not interned: most resources are watched by a few
             # subscriptions, and an interned string costs an entry in the
             # interpreter's table (about 40 bytes) for as long as it lives;
@@ -684,7 +690,7 @@ class Notifier:
             flowHost=dialog.flowHost,
             flowPort=dialog.flowPort,
         )
-        self._respond(admission.context, pending, admission.expires, dialog.secure)
+        self._respond(admission.context, pending, admission.expires, admission.secure)
         if poll:
             if awaited is not None:
                 awaited.cancel()

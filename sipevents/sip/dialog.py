@@ -7,9 +7,9 @@ requests we send in it (section 12.2.1.1), with where they go (section
 8.1.2).
 
 Pure functions over values: nothing here sends or stores anything. The
-dialog state itself is persisted in L{sipevents.records.SubscriptionRecord},
-whose dialog fields are those of L{DialogLike}; L{Dialog} is the same state
-before a record exists.
+dialog state itself is the value L{sipevents.sip.dialogstate.Dialog}, which
+every L{sipevents.records.SubscriptionRecord} is, so requests are built
+from a record as from a dialog about to be created.
 
 Choices made where the RFCs leave one:
 
@@ -30,11 +30,12 @@ Choices made where the RFCs leave one:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
 
 from sipevents.errors import SIPError
 from sipevents.sip.addresses import RELIABLE, Target
+from sipevents.sip.dialogstate import Dialog
 from sipevents.sip.headers import NameAddr, parseNameAddr
 from sipevents.sip.message import Request
 from sipevents.sip.routing import targetFromURI
@@ -45,7 +46,6 @@ if TYPE_CHECKING:
     from sipevents.sip.addresses import Source
 
 __all__ = [
-    "Dialog",
     "DialogLike",
     "addressField",
     "OutOfOrder",
@@ -59,6 +59,7 @@ __all__ = [
     "nextHop",
     "remoteTargetOf",
     "requestURIAndRoutes",
+    "secureRequest",
 ]
 
 #: Responses that end a subscription, whichever side receives them: the
@@ -88,9 +89,9 @@ class OutOfOrder(SIPError):
 
 class DialogLike(Protocol):
     """
-    The dialog state requests are built from: what
-    L{sipevents.records.SubscriptionRecord} and L{Dialog} both hold
-    (RFC 3261 section 12.1).
+    What L{requestURIAndRoutes}, L{nextHop} and L{buildRequest} read of a
+    dialog: the fields of L{Dialog} they use, so that they also take the
+    subscriber's C{ClientDialog} until it is a L{Dialog}.
     """
 
     @property
@@ -122,46 +123,6 @@ class DialogLike(Protocol):
 
     @property
     def flowPort(self) -> int: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Dialog:
-    """
-    The state of a dialog created by a SUBSCRIBE we answer (RFC 3261
-    section 12.1.1).
-
-    @ivar callId: the Call-ID.
-    @ivar localTag: our tag, the To tag of our 2xx.
-    @ivar remoteTag: the subscriber's From tag (C{""} when it sent none,
-        as RFC 2543 peers may).
-    @ivar localUri: the To field of the request without its tag, as
-        header text (the bare URI when that is all it is, see
-        L{addressField}); the From of our requests.
-    @ivar remoteUri: the From field without its tag, likewise; the To of
-        our requests.
-    @ivar remoteTarget: the URI of the request's Contact, as text.
-    @ivar routeSet: the Record-Route values of the request, in order, as
-        header text with all their parameters.
-    @ivar remoteCSeq: the CSeq number of the request.
-    @ivar secure: whether the request came over TLS with a SIPS
-        Request-URI; then our Contact must be a SIPS URI too.
-    @ivar flowTransport: the transport the request came on.
-    @ivar flowHost: the address it came from.
-    @ivar flowPort: the port it came from.
-    """
-
-    callId: str
-    localTag: str
-    remoteTag: str
-    localUri: str
-    remoteUri: str
-    remoteTarget: str
-    routeSet: tuple[str, ...]
-    remoteCSeq: int
-    secure: bool
-    flowTransport: str
-    flowHost: str
-    flowPort: int
 
 
 def _withoutTag(address: NameAddr) -> str:
@@ -243,7 +204,6 @@ def dialogFromRequest(request: Request, localTag: str, source: Source) -> Dialog
     if remoteTarget is None:
         raise SIPError("Missing Contact", 400)
     routeSet = tuple(str(route) for route in request.recordRoutes)
-    uri = request.uri
     dialog = Dialog(
         callId=callId,
         localTag=localTag,
@@ -253,11 +213,6 @@ def dialogFromRequest(request: Request, localTag: str, source: Source) -> Dialog
         remoteTarget=remoteTarget,
         routeSet=routeSet,
         remoteCSeq=cseq.number,
-        secure=(
-            source.transport.upper() == "TLS"
-            and isinstance(uri, SIPURI)
-            and uri.scheme == "sips"
-        ),
         flowTransport=source.transport.upper(),
         flowHost=source.host,
         flowPort=source.port,
@@ -267,6 +222,22 @@ def dialogFromRequest(request: Request, localTag: str, source: Source) -> Dialog
     except ValueError as e:
         raise SIPError(f"Cannot Route to Subscriber ({e})", 400) from None
     return dialog
+
+
+def secureRequest(request: Request, source: Source) -> bool:
+    """
+    The secure flag of the dialog a 2xx to C{request} creates (RFC 3261
+    section 12.1.1): set when the request came over TLS with a SIPS
+    Request-URI; our Contact must then be a SIPS URI too.
+
+    @param source: where the request came from.
+    """
+    uri = request.uri
+    return (
+        source.transport.upper() == "TLS"
+        and isinstance(uri, SIPURI)
+        and uri.scheme == "sips"
+    )
 
 
 def checkRemoteCSeq(remoteCSeq: int | None, request: Request) -> int:

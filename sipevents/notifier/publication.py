@@ -62,8 +62,9 @@ Choices made where RFC 3903 leaves one:
   - PUBLISH requests for one resource are processed in the order received
     (section 6): while one waits on the store or the resource policy, later
     ones for the same resource wait behind it.
-  - Publications are few (one per publishing device), so each has its own
-    C{IDelayedCall} rather than a place in a shared timer queue.
+  - Every publication's expiry is a deadline in one
+    L{sipevents.sip.timers.TimerQueue}, keyed by entity-tag, as the
+    notifier's coalescing intervals are.
   - Documents are composed oldest (least recently modified) first, so a
     package can let the newest win (RFC 3903 section 10.3 leaves the policy
     to the package). After a restart the store's order stands in for
@@ -74,12 +75,12 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from twisted.internet.defer import Deferred, FirstError, gatherResults, succeed
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -98,6 +99,7 @@ from sipevents.notifier.expiry import PUBLISH_EXPIRY, grantExpires
 from sipevents.records import PublicationRecord, canonicalResource
 from sipevents.sip.headers import isToken, parseContentType
 from sipevents.sip.message import Response, makeResponse
+from sipevents.sip.timers import TimerQueue
 from sipevents.sip.uri import parseURI
 
 if TYPE_CHECKING:
@@ -143,13 +145,12 @@ def _canonical(resource: str) -> str:
 class _Live:
     """
     A live publication: its record (as stored), the package's parsed
-    document, its place in modification order and its expiry timer.
+    document and its place in modification order.
     """
 
     record: PublicationRecord
     document: object
     sequence: int
-    timer: IDelayedCall | None
 
 
 @implementer(IRequestHandler, IEventStateCompositor)
@@ -214,6 +215,7 @@ class PublicationManager:
         self.minExpires = minExpires
         self.maxExpires = maxExpires
         self._live: dict[str, _Live] = {}
+        self._expiry = TimerQueue(clock, self._expire)
         self._byResource: dict[tuple[str, str], dict[str, None]] = {}
         self._states: dict[tuple[str, str], object] = {}
         self._sequence = 0
@@ -305,11 +307,7 @@ class PublicationManager:
         Cancel every expiry timer (the publications stay in the store, and
         L{start} on a new manager restores them).
         """
-        for live in self._live.values():
-            timer = live.timer
-            if timer is not None and timer.active():
-                timer.cancel()
-            live.timer = None
+        self._expiry.clear()
         self._started = False
         return succeed(None)
 
@@ -436,10 +434,9 @@ class PublicationManager:
         """
         Put a publication in the working set and schedule its expiry.
         """
-        live = _Live(record, document, sequence, None)
+        live = _Live(record, document, sequence)
         if record.expiresAt is not None:
-            delay = max(0.0, record.expiresAt - self.clock.seconds())
-            live.timer = self.clock.callLater(delay, self._expire, record.etag)
+            self._expiry.schedule(record.expiresAt, record.etag)
         self._live[record.etag] = live
         key = (record.resource, record.eventType)
         etags = self._byResource.get(key)
@@ -453,10 +450,7 @@ class PublicationManager:
         Take a publication out of the working set and cancel its timer.
         """
         record = live.record
-        timer = live.timer
-        if timer is not None and timer.active():
-            timer.cancel()
-        live.timer = None
+        self._expiry.cancel(record.etag)
         self._live.pop(record.etag, None)
         key = (record.resource, record.eventType)
         etags = self._byResource.get(key)
@@ -492,15 +486,15 @@ class PublicationManager:
                 eventType=eventType,
             )
 
-    def _expire(self, etag: str) -> None:
+    def _expire(self, key: Hashable) -> None:
         """
         A publication's lifetime is over (RFC 3903 section 4.2): remove it
         and recompose.
         """
+        etag = cast(str, key)
         live = self._live.get(etag)
         if live is None:
             return
-        live.timer = None
         record = live.record
         self._forget(live)
         self.log.info(

@@ -525,6 +525,8 @@ class SIPStreamProtocol(Protocol):
         transport = self.transport
         if transport is None:
             return
+        # Twisted's ITCPTransport offers abortConnection; a plain
+        # ITransport (a test's StringTransport, say) may not.
         abortConnection: Callable[[], None] | None = getattr(
             transport, "abortConnection", None
         )

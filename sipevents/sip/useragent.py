@@ -55,7 +55,7 @@ from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 
 from twisted.internet.defer import CancelledError, Deferred, fail
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -75,6 +75,7 @@ from sipevents.interfaces import (
 from sipevents.sip.addresses import RELIABLE, Source, Target
 from sipevents.sip.headers import isToken
 from sipevents.sip.message import Message, Request, Response, makeResponse, reasonPhrase
+from sipevents.sip.timers import FixedDelayQueue, TimerHandle
 from sipevents.sip.transaction import (
     InviteServerTransaction,
     ServerTransaction,
@@ -339,7 +340,7 @@ class RequestContext:
         self.inDialog = inDialog
         self.transaction = transaction
         self.finalResponse: Response | None = None
-        self._timeout: IDelayedCall | None = None
+        self._timeout: TimerHandle | None = None
         self._timedOut = False
 
     @property
@@ -380,7 +381,7 @@ class RequestContext:
         _shareVias(self.request, response)
         if response.code >= 200:
             self.finalResponse = response
-            if self._timeout is not None and self._timeout.active():
+            if self._timeout is not None:
                 self._timeout.cancel()
             self._timeout = None
         self.transaction.respond(response)
@@ -499,8 +500,6 @@ class UserAgent:
     @ivar extensions: the option tags we support (RFC 3261 section 8.2.2.3
         and 20.37), in order; see L{registerExtension}.
     @ivar merged: the memory of recent requests for merged-request detection.
-    @ivar handlerTimeout: seconds a handler's L{Deferred} may take before the
-        request is answered 408 and the L{Deferred} cancelled.
     """
 
     log = Logger()
@@ -536,7 +535,11 @@ class UserAgent:
         )
         self.extensions: list[str] = []
         self.merged = MergedRequests(clock, timers.timerJ, maxMergedEntries)
-        self.handlerTimeout = timers.timerF
+        # Every pending handler waits the same Timer F: one queue, one
+        # delayed call.
+        self._handlerTimeouts = FixedDelayQueue(
+            clock, timers.timerF, self._handlerTimedOut
+        )
         self._handlers: dict[str, IRequestHandler] = {}
         self._tagSecret = secrets.token_bytes(16)
         self._pending: set[RequestContext] = set()
@@ -882,9 +885,7 @@ class UserAgent:
                 errbackArgs=(context, handler),
             ).addErrback(self._answerFailed, context)
             if context in self._pending and context.finalResponse is None:
-                context._timeout = self.clock.callLater(
-                    self.handlerTimeout, self._handlerTimedOut, context, result
-                )
+                context._timeout = self._handlerTimeouts.schedule((context, result))
         else:
             self._handlerReturned(result, context, handler)
 
@@ -965,13 +966,22 @@ class UserAgent:
         """
         self._pending.discard(context)
         timeout = context._timeout
-        if timeout is not None and timeout.active():
+        if timeout is not None:
             timeout.cancel()
         context._timeout = None
 
+    @property
+    def handlerTimeout(self) -> float:
+        """
+        Seconds a handler's L{Deferred} may take before the request is
+        answered 408 and the L{Deferred} cancelled: Timer F.
+        """
+        return self._handlerTimeouts.delay
+
     def _handlerTimedOut(
-        self, context: RequestContext, result: Deferred[Response | None]
+        self, pending: tuple[RequestContext, Deferred[Response | None]]
     ) -> None:
+        context, result = pending
         context._timeout = None
         context._timedOut = True
         self.log.warn(

@@ -28,10 +28,19 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any
 
 from sipevents.errors import ParseError
-from sipevents.sip.uri import _HOSTNAME, URI, AbsoluteURI, _show, formatURI, parseURI
+from sipevents.sip.uri import (
+    _HOSTNAME,
+    URI,
+    AbsoluteURI,
+    Params,
+    _replaceParam,
+    _show,
+    formatURI,
+    parseURI,
+)
 
 __all__ = [
     "TOKEN_CHARS",
@@ -65,8 +74,6 @@ __all__ = [
     "RetryAfter",
     "parseRetryAfter",
 ]
-
-Params: TypeAlias = tuple[tuple[str, str | None], ...]
 
 
 class QuotedValue(str):
@@ -228,22 +235,6 @@ def _findParam(params: Params, name: str) -> str | None:
         if pname == name or pname.lower() == name:
             return "" if value is None else value
     return None
-
-
-def _replaceParam(params: Params, name: str, value: str | None) -> Params:
-    lname = name.lower()
-    out = []
-    found = False
-    for pname, pvalue in params:
-        if pname.lower() == lname:
-            if not found:
-                out.append((pname, value))
-                found = True
-        else:
-            out.append((pname, pvalue))
-    if not found:
-        out.append((name, value))
-    return tuple(out)
 
 
 def _removeParams(params: Params, names: frozenset[str]) -> Params:

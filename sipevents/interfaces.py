@@ -13,14 +13,15 @@ from typing import TYPE_CHECKING
 from zope.interface import Attribute, Interface
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Iterable, Iterator, Mapping, Sequence
 
     from twisted.internet.defer import Deferred
 
     from sipevents.errors import ParseError
     from sipevents.events import Credentials, Notification, Termination
     from sipevents.records import PublicationRecord, SubscriptionRecord
-    from sipevents.sip.addresses import Source
+    from sipevents.sip.addresses import Source, Target
+    from sipevents.sip.headers import Event
     from sipevents.sip.message import Message, Request, Response
 
 
@@ -78,6 +79,191 @@ class IMessageReceiver(Interface):
         """
 
 
+class IRetransmission(Interface):
+    """
+    A final response kept as it went on the wire, to send it again without
+    keeping the L{sipevents.sip.message.Response} (and its parsed views)
+    alive: what a non-INVITE server transaction holds in "Completed" over
+    an unreliable transport (RFC 3261 section 17.2.2).
+
+    Made by L{ITransportLayer.sendFinalResponse}; called by the server
+    transaction for each retransmission of the request.
+    """
+
+    response = Attribute(
+        "L{sipevents.sip.message.Response}: the response, parsed again from "
+        "the kept octets (an equal message, not the same object)."
+    )
+
+    def __call__() -> object:
+        """
+        Send the same octets to the same destination again.
+
+        @return: anything; like a transaction's C{send}, it may raise or
+            return a failing L{Deferred} to report a transport error (RFC
+            3261 section 17.2.4).
+        """
+
+
+class IRetransmittingSender(Interface):
+    """
+    The C{send} of a server transaction that can also hand over the final
+    response it has just sent in wire form (L{IRetransmission}), so that
+    the completed transaction keeps only those octets (RFC 3261 section
+    17.2.2).
+
+    Provided by the user agent's per-transaction sender; the server
+    transactions of L{sipevents.sip.transaction} take any callable as
+    C{send} and ask one that provides this interface for the wire form when
+    they enter "Completed".
+    """
+
+    def __call__(response: Response) -> object:
+        """
+        Send C{response} (RFC 3261 section 18.2.2).
+
+        Called by the server transaction for every response it sends.
+
+        @return: anything; a raised exception or failing L{Deferred}
+            reports a transport error (RFC 3261 section 17.2.4).
+        """
+
+    def retransmission(response: Response) -> IRetransmission | None:
+        """
+        Called by the server transaction once, on entering "Completed".
+
+        @param response: the final response this sender has just sent.
+        @return: C{response} as an L{IRetransmission}, or C{None} when it
+            cannot be kept that way (it went over a stream, or to a host
+            name that had to be resolved); the transaction then keeps the
+            messages.
+        """
+
+
+class ITransportLayer(Interface):
+    """
+    What the user agent core sends through: the sockets and connections of
+    every transport, and the choice among them (RFC 3261 section 18).
+
+    Provided by L{sipevents.sip.transport.TransportLayer}, and in tests by
+    L{sipevents.testing.RecordingTransportLayer}; the user agent
+    (L{IUserAgent.transportLayer}) calls it for every message it sends, and
+    the roles ask it where we listen for their Contact.
+    """
+
+    advertisedHost = Attribute(
+        "L{str} or C{None}: the host written in Via sent-by and Contact in "
+        "place of the address we listen on (a public address or name in "
+        "front of NAT), when the operator set one."
+    )
+
+    def sendResponse(response: Response, source: Source) -> None:
+        """
+        Send C{response} to a request that came from C{source}, where RFC
+        3261 section 18.2.2 says (the same connection, the C{received} and
+        C{rport} of the top Via ...).
+
+        Called by the user agent for provisional responses and for those
+        over reliable transports. Failures are logged, never raised.
+        """
+
+    def sendFinalResponse(response: Response, source: Source) -> IRetransmission | None:
+        """
+        Send C{response} as L{sendResponse} does.
+
+        Called by the user agent for final responses to requests that came
+        over an unreliable transport. Failures are logged, never raised.
+
+        @return: an L{IRetransmission} sending the same octets to the same
+            place again, when the response went out at once in one
+            datagram to an IP address; otherwise C{None}.
+        """
+
+    def prepareRequest(request: Request, target: Target, branch: str) -> None:
+        """
+        Add our top Via to C{request}, to be sent to C{target}:
+        C{SIP/2.0/<transport> <sent-by>;branch=<branch>;rport} (RFC 3261
+        section 8.1.1.7 and 18.1.1, RFC 3581 section 3).
+
+        Called by the user agent before the client transaction sends it.
+        """
+
+    def sendRequest(request: Request, target: Target) -> Deferred[None]:
+        """
+        Put C{request} on the wire towards C{target}, resolving its host and
+        opening a connection if need be (RFC 3261 section 18.1.1, RFC 3263).
+
+        Called by the client transaction, once per (re)transmission.
+
+        @return: a L{Deferred} that fires once it is sent, or fails with
+            L{sipevents.errors.TransportFailure} (RFC 3261 section 17.1.4).
+        """
+
+    def sentBy(transport: str, targetHost: str) -> tuple[str, int]:
+        """
+        Where we listen for C{transport} and the address family of
+        C{targetHost}: the host (L{advertisedHost} when set) and port
+        written in Via sent-by (RFC 3261 section 18.1.1).
+
+        Called by L{prepareRequest}, and by the roles for the Contact of
+        their dialogs (RFC 3261 section 8.1.1.8). The host may be a
+        wildcard (C{"0.0.0.0"}, C{"::"}) when we listen on every interface
+        and cannot tell which one reaches C{targetHost}.
+        """
+
+
+class IUserAgent(Interface):
+    """
+    The user agent core as the roles see it (RFC 3261 section 8): where
+    they register request handlers and send requests.
+
+    Provided by L{sipevents.sip.useragent.UserAgent}; used by the notifier,
+    the publication manager and the subscriber.
+    """
+
+    clock = Attribute(
+        "L{twisted.internet.interfaces.IReactorTime}: the time source of "
+        "every timer of the user agent and its transactions."
+    )
+    timers = Attribute(
+        "L{sipevents.config.TimerConfig}: T1, T2, T4 and the timers made of "
+        "them (RFC 3261 section 17); the subscriber takes Timer N from it."
+    )
+    transportLayer = Attribute(
+        "The L{ITransportLayer} messages go through, or C{None} before it "
+        "is set (the transport layer needs its receiver first)."
+    )
+    eventTypes = Attribute(
+        "A callable returning the L{str} event types we are a notifier for "
+        '(C{"presence"} ...), listed in Allow-Events (RFC 6665 section '
+        "4.4.4); the notifier sets it to its package registry's."
+    )
+
+    def registerMethod(method: str, handler: IRequestHandler) -> None:
+        """
+        Serve requests of C{method} (C{"SUBSCRIBE"}) with C{handler} from
+        now on, replacing any earlier handler of that method.
+
+        Called by the roles when they are installed.
+
+        @raise ValueError: for ACK and CANCEL, which the core handles, or a
+            method that is not a token.
+        """
+
+    def sendRequest(request: Request, target: Target) -> Deferred[Response]:
+        """
+        Send C{request} to C{target} through a new client transaction (RFC
+        3261 section 8.1 and 17.1.2), adding our Via.
+
+        Called by the notifier for NOTIFYs and by the subscriber for
+        SUBSCRIBEs.
+
+        @return: a L{Deferred} firing with the final response, or failing
+            with L{sipevents.errors.TransactionTimeout} (Timer F) or
+            L{sipevents.errors.TransportFailure}.
+        """
+
+
 class IRequestContext(Interface):
     """
     How a request handler answers one request: the UAS core's view of a
@@ -97,7 +283,7 @@ class IRequestContext(Interface):
         "connection, host and port)."
     )
     userAgent = Attribute(
-        "The L{sipevents.sip.useragent.UserAgent} that received the request; its "
+        "The L{IUserAgent} that received the request; its "
         "C{sendRequest(request, target)} sends requests such as NOTIFY."
     )
     toTag = Attribute(
@@ -298,6 +484,116 @@ class IEventPackage(Interface):
         @param contentType: the type chosen from L{contentTypes} and the
             subscriber's Accept.
         @return: the body octets (may be empty).
+        """
+
+
+class IPackageRegistry(Interface):
+    """
+    The event packages a notifier serves, by name (RFC 6665 section 5.4.1),
+    in the order registered.
+
+    Provided by L{sipevents.packages.PackageRegistry}. The notifier resolves
+    the Event header of every SUBSCRIBE through it, the publication manager
+    that of every PUBLISH, and both list its L{eventTypes} in Allow-Events
+    (RFC 6665 section 4.4.4).
+    """
+
+    def __iter__() -> Iterator[IEventPackage]:
+        """
+        @return: an iterator over the packages, in the order registered.
+        """
+
+    def get(name: str) -> IEventPackage | None:
+        """
+        Called by the publication manager for the package of a PUBLISH.
+
+        @param name: a package name (C{"presence"}), no template.
+        @return: the package called C{name}, or C{None}.
+        """
+
+    def resolve(event: Event | None) -> IEventPackage:
+        """
+        The package serving the event type of an Event header (RFC 6665
+        section 4.2.1.1, RFC 3903 section 6 step 2).
+
+        Called by the notifier for every SUBSCRIBE.
+
+        @param event: the request's Event header, or C{None} when it has
+            none.
+        @return: the package.
+        @raise sipevents.errors.BadEvent: 489 with Allow-Events, when the
+            header is missing or names a package or template not served.
+        """
+
+    def resolveEventType(eventType: str) -> IEventPackage:
+        """
+        The package serving C{eventType} (C{"presence.winfo"}), as
+        L{resolve} does for an Event header, without parsing one.
+
+        Called by the notifier for every NOTIFY and by the publication
+        manager.
+
+        @return: the package.
+        @raise sipevents.errors.BadEvent: as L{resolve} does.
+        """
+
+    def eventTypes() -> list[str]:
+        """
+        Called by the user agent for Allow-Events (RFC 6665 section 4.4.4)
+        and by the notifier for the Allow-Events of a 489.
+
+        @return: every event type served: each package name followed by
+            C{name.template} for each of its templates.
+        """
+
+    def publishContentTypes() -> tuple[str, ...]:
+        """
+        Called by the publication manager, whose C{accept} it is (RFC 3261
+        section 8.2.3).
+
+        @return: the union of the packages' PUBLISH body types, in order.
+        """
+
+
+class IEventStateCompositor(Interface):
+    """
+    Where the notifier takes the state of resources from: the event state
+    compositor of RFC 3903 section 2, which composes every publication of
+    a resource (PUBLISHed, or set by the application) into its state.
+
+    Provided by L{sipevents.notifier.publication.PublicationManager}; called
+    by the notifier, which it tells of every change.
+    """
+
+    def currentState(resource: str, eventType: str) -> object | None:
+        """
+        Called by the notifier for the body of every NOTIFY that carries
+        state (RFC 6665 section 4.2.2).
+
+        @return: the composed state of C{resource} for C{eventType}
+            (L{IEventPackage.composeState}), or C{None} when nothing is
+            published (neutral state).
+        """
+
+    def setApplicationState(
+        eventType: str, resource: str, contentType: str, body: bytes
+    ) -> Deferred[None]:
+        """
+        Keep the application's own contribution to the state of C{resource}
+        as a publication that never expires (see L{INotifier.setState},
+        which calls it).
+
+        @raise sipevents.errors.SIPError: as
+            L{IEventPackage.parsePublication} does for a bad body.
+        @return: a L{Deferred} that fires once it is stored.
+        """
+
+    def clearApplicationState(eventType: str, resource: str) -> Deferred[None]:
+        """
+        Remove the application's contribution set by L{setApplicationState}
+        (see L{INotifier.clearState}, which calls it).
+
+        @return: a L{Deferred} that fires once the removal is stored.
         """
 
 

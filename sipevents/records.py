@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from sipevents.sip.dialogstate import Dialog
 from sipevents.sip.uri import SIPURI, URI, TelURI, formatURI
 
 #: Subscription states (RFC 6665 section 4.2.2 and 8.2.3).
@@ -38,10 +39,13 @@ def canonicalResource(uri: URI) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class SubscriptionRecord:
+class SubscriptionRecord(Dialog):
     """
-    One subscription as the store keeps it: the subscription and the dialog
-    it lives in (RFC 3261 section 12, RFC 6665 section 4.4.1).
+    One subscription as the store keeps it: the dialog it lives in (RFC
+    3261 section 12, RFC 6665 section 4.4.1), whose fields are those of
+    L{Dialog} (seen from the notifier: the local tag is the To tag of our
+    200, the local URI the To of the SUBSCRIBE, the remote target its
+    Contact, the flow the one it came on), and the subscription.
 
     @ivar key: opaque and unique: the dialog identifier plus the event type
         and C{id} (RFC 6665 section 4.5.2).
@@ -55,23 +59,9 @@ class SubscriptionRecord:
     @ivar watcher: the subscriber's From URI, as text.
     @ivar accept: the body types the subscriber accepts, in its order
         (empty: the package default).
-    @ivar callId: the dialog's Call-ID.
-    @ivar localTag: our tag (the To tag of our 200).
-    @ivar remoteTag: the subscriber's From tag.
-    @ivar localUri: our address: the To field of the SUBSCRIBE without its
-        tag, written as the From of NOTIFYs.
-    @ivar remoteUri: the subscriber's address: the From field without its
-        tag, written as the To of NOTIFYs.
-    @ivar remoteTarget: the subscriber's Contact URI.
-    @ivar routeSet: the route set, from the SUBSCRIBE's Record-Route in
-        order (RFC 3261 section 12.1.1).
     @ivar localCSeq: a high-water mark for the CSeq of our NOTIFYs: every
         CSeq used so far is below it, so after a restart the dialog goes on
         from here and can never go back.
-    @ivar remoteCSeq: the CSeq of the last SUBSCRIBE accepted in the dialog.
-    @ivar flowTransport: the transport the SUBSCRIBE came on.
-    @ivar flowHost: the address it came from.
-    @ivar flowPort: the port it came from.
     """
 
     key: str
@@ -83,18 +73,7 @@ class SubscriptionRecord:
     expiresAt: float
     watcher: str
     accept: tuple[str, ...]
-    callId: str
-    localTag: str
-    remoteTag: str
-    localUri: str
-    remoteUri: str
-    remoteTarget: str
-    routeSet: tuple[str, ...]
     localCSeq: int
-    remoteCSeq: int
-    flowTransport: str
-    flowHost: str
-    flowPort: int
 
     def evolve(self, **changes: object) -> SubscriptionRecord:
         """A copy with C{changes} applied."""

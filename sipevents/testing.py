@@ -48,7 +48,12 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from zope.interface import implementer
 
 from sipevents.errors import ParseError
-from sipevents.interfaces import IMessageReceiver, ISIPConnection
+from sipevents.interfaces import (
+    IMessageReceiver,
+    IRetransmission,
+    ISIPConnection,
+    ITransportLayer,
+)
 from sipevents.sip.addresses import RELIABLE, Source, Target
 from sipevents.sip.message import Message, Request, Response, makeResponse
 from sipevents.sip.routing import formatHostPort
@@ -396,10 +401,10 @@ def connectStream(
     return protocol, stringTransport
 
 
+@implementer(ITransportLayer)
 class RecordingTransportLayer:
     """
-    The half of a transport layer that L{sipevents.sip.useragent.UserAgent} sees,
-    recording instead of sending: give it to a C{UserAgent} on a
+    An L{ITransportLayer} recording instead of sending: give it to a C{UserAgent} on a
     L{twisted.internet.task.Clock} and a whole exchange (SUBSCRIBE, 200,
     NOTIFY ...) runs in a unit test without sockets.
 
@@ -408,7 +413,10 @@ class RecordingTransportLayer:
     @ivar sendResults: L{Deferred}s handed out, in order, as the results of
         L{sendRequest} (to simulate slow or failing sends); an empty list
         means every send succeeds at once.
+    @ivar advertisedHost: see L{ITransportLayer.advertisedHost}; C{None}.
     """
+
+    advertisedHost: str | None = None
 
     def __init__(self, host: str = "127.0.0.1", port: int = 5060) -> None:
         self.host = host
@@ -420,6 +428,16 @@ class RecordingTransportLayer:
     def sendResponse(self, response: Response, source: Source) -> None:
         """Record C{response}."""
         self.responses.append((response, source))
+
+    def sendFinalResponse(
+        self, response: Response, source: Source
+    ) -> IRetransmission | None:
+        """
+        Record C{response} through L{sendResponse}; no wire form to keep,
+        so the transaction keeps the messages.
+        """
+        self.sendResponse(response, source)
+        return None
 
     def prepareRequest(self, request: Request, target: Target, branch: str) -> None:
         """Add the top Via a real transport layer would (RFC 3261 18.1.1)."""

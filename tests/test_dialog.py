@@ -12,9 +12,10 @@ from dataclasses import replace
 from twisted.trial.unittest import SynchronousTestCase
 
 from sipevents.errors import SIPError
+from sipevents.records import ACTIVE, SubscriptionRecord
 from sipevents.sip.addresses import Source, Target
 from sipevents.sip.dialog import (
-    Dialog,
+    SUBSCRIPTION_ENDING_CODES,
     OutOfOrder,
     addressField,
     buildRequest,
@@ -25,7 +26,9 @@ from sipevents.sip.dialog import (
     nextHop,
     remoteTargetOf,
     requestURIAndRoutes,
+    secureRequest,
 )
+from sipevents.sip.dialogstate import Dialog
 from sipevents.sip.message import Request
 from sipevents.sip.parser import parseMessage
 from sipevents.sip.uri import formatURI
@@ -72,7 +75,6 @@ def dialog(**changes: object) -> Dialog:
         remoteTarget="sip:alice@127.0.0.1:5070",
         routeSet=(),
         remoteCSeq=1,
-        secure=False,
         flowTransport="UDP",
         flowHost="127.0.0.1",
         flowPort=5070,
@@ -111,7 +113,6 @@ class DialogCreationTests(SynchronousTestCase):
             d.routeSet, ("<sip:p1.invalid;lr;x=y>;rrp=1", "<sip:p2.invalid;lr>")
         )
         self.assertEqual(d.remoteCSeq, 4)
-        self.assertFalse(d.secure)
         self.assertEqual(
             (d.flowTransport, d.flowHost, d.flowPort), ("UDP", "127.0.0.1", 5070)
         )
@@ -131,20 +132,14 @@ class DialogCreationTests(SynchronousTestCase):
 
     def test_rfc3261_12_1_1_secure(self) -> None:
         """
-        A SIPS Request-URI over TLS makes the dialog secure.
+        A SIPS Request-URI over TLS makes the dialog secure; over TCP, or a
+        SIP Request-URI over TLS, does not.
         """
-        d = dialogFromRequest(
-            request("Contact: <sips:alice@127.0.0.1>", uri="sips:bob@127.0.0.1"),
-            "t",
-            TLS,
-        )
-        self.assertTrue(d.secure)
-        d = dialogFromRequest(
-            request("Contact: <sips:alice@127.0.0.1>", uri="sips:bob@127.0.0.1"),
-            "t",
-            TCP,
-        )
-        self.assertFalse(d.secure)
+        sips = request("Contact: <sips:alice@127.0.0.1>", uri="sips:bob@127.0.0.1")
+        self.assertTrue(secureRequest(sips, TLS))
+        self.assertFalse(secureRequest(sips, TCP))
+        sip = request("Contact: <sip:alice@127.0.0.1>")
+        self.assertFalse(secureRequest(sip, TLS))
 
     def test_rfc3261_8_1_1_8_contactRequired(self) -> None:
         """
@@ -391,10 +386,88 @@ class ListeningContactTests(SynchronousTestCase):
 
     def test_noAddressToGive(self) -> None:
         """
-        A socket bound to every interface, or a transport layer that cannot
-        say where it listens, gives no Contact.
+        A socket bound to every interface, or a user agent with no
+        transport layer yet, gives no Contact.
         """
         for host in ("0.0.0.0", "::", ""):
             layer = RecordingTransportLayer(host, 5070)
             self.assertIsNone(listeningContact(layer, "UDP", "127.0.0.1"))
-        self.assertIsNone(listeningContact(object(), "UDP", "127.0.0.1"))
+        self.assertIsNone(listeningContact(None, "UDP", "127.0.0.1"))
+
+
+class SubscriptionEndingCodesTests(SynchronousTestCase):
+    """
+    L{SUBSCRIPTION_ENDING_CODES}: the one list of RFC 6665 sections 4.1.2.2
+    and 4.2.2.
+    """
+
+    def test_rfc6665_4_1_2_2_and_4_2_2(self) -> None:
+        """
+        Both sections list the same responses: 404, 405, 410, 416, 480 to
+        485, 489, 501 and 604; other failures, 408 and 500 among them, do
+        not end a subscription.
+        """
+        self.assertEqual(
+            SUBSCRIPTION_ENDING_CODES,
+            {404, 405, 410, 416, *range(480, 486), 489, 501, 604},
+        )
+        self.assertNotIn(408, SUBSCRIPTION_ENDING_CODES)
+        self.assertNotIn(500, SUBSCRIPTION_ENDING_CODES)
+
+
+class SharedDialogTests(SynchronousTestCase):
+    """
+    L{Dialog} is the one dialog value: a stored
+    L{sipevents.records.SubscriptionRecord} is one.
+    """
+
+    def record(self) -> SubscriptionRecord:
+        d = dialog()
+        return SubscriptionRecord(
+            key="k",
+            resource="sip:bob@127.0.0.1",
+            eventType="presence",
+            eventId=None,
+            eventParams=(),
+            state=ACTIVE,
+            expiresAt=100.0,
+            watcher="sip:alice@127.0.0.1",
+            accept=(),
+            callId=d.callId,
+            localTag=d.localTag,
+            remoteTag=d.remoteTag,
+            localUri=d.localUri,
+            remoteUri=d.remoteUri,
+            remoteTarget=d.remoteTarget,
+            routeSet=d.routeSet,
+            localCSeq=7,
+            remoteCSeq=d.remoteCSeq,
+            flowTransport=d.flowTransport,
+            flowHost=d.flowHost,
+            flowPort=d.flowPort,
+        )
+
+    def test_recordIsDialog(self) -> None:
+        """
+        A record is a L{Dialog}, and a request built in it is the one built
+        in the dialog it holds (RFC 3261 section 12.2.1.1).
+        """
+        record = self.record()
+        self.assertIsInstance(record, Dialog)
+        self.assertEqual(
+            buildRequest(record, "NOTIFY", 7).toBytes(),
+            buildRequest(dialog(), "NOTIFY", 7).toBytes(),
+        )
+        self.assertEqual(nextHop(record), nextHop(dialog()))
+
+    def test_recordSlots(self) -> None:
+        """
+        Records stay slotted (no per-instance dictionary) with the dialog
+        fields inherited, and evolve keeps the class.
+        """
+        record = self.record()
+        self.assertFalse(hasattr(record, "__dict__"))
+        evolved = record.evolve(remoteCSeq=9)
+        self.assertIs(type(evolved), SubscriptionRecord)
+        self.assertEqual(evolved.remoteCSeq, 9)
+        self.assertEqual(evolved.localCSeq, 7)

@@ -26,6 +26,7 @@ from sipevents.sip.headers import (
     SubscriptionState,
     Via,
     formatParams,
+    isToken,
     parseAccept,
     parseCallId,
     parseContentLength,
@@ -1210,3 +1211,20 @@ class HeaderPropertyTests(SynchronousTestCase):
         """
         addr = NameAddr(displayName, parseURI("sip:alice@example.com"), params)
         self.assertEqual(parseNameAddr(str(addr)), addr)
+
+
+class TokenTests(SynchronousTestCase):
+    """
+    L{isToken}: the one C{token} rule (RFC 3261 section 25.1).
+    """
+
+    def test_rfc3261_25_1_token(self) -> None:
+        """
+        Alphanumerics and C{-.!%*_+`'~} make a token; anything else, white
+        space, separators, non-ASCII letters and the empty string included,
+        does not.
+        """
+        self.assertTrue(isToken("presence.winfo"))
+        self.assertTrue(isToken("a-.!%*_+`'~Z9"))
+        for text in ("", "a b", "a;b", "a=b", '"a"', "é", "a\n", "a,b", "(a)"):
+            self.assertFalse(isToken(text), text)

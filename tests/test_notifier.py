@@ -27,12 +27,13 @@ from sipevents.interfaces import (
     ISubscriptionAuthorizer,
 )
 from sipevents.notifier.authorization import ACCEPT, REJECT, KnownResources, RejectAll
-from sipevents.notifier.notifier import REMOVING_CODES, Notifier
+from sipevents.notifier.notifier import Notifier
 from sipevents.notifier.publication import PublicationManager
 from sipevents.packages import PackageRegistry
 from sipevents.packages.presence import PIDF_TYPE, PresencePackage
 from sipevents.records import ACTIVE, PENDING, SubscriptionRecord
 from sipevents.sip.addresses import Source, Target
+from sipevents.sip.dialog import SUBSCRIPTION_ENDING_CODES
 from sipevents.sip.message import Request, Response, makeResponse
 from sipevents.sip.parser import parseMessage
 from sipevents.sip.useragent import UserAgent
@@ -1103,7 +1104,7 @@ class NotifyTests(NotifierMixin, SynchronousTestCase):
         A NOTIFY answered 404, 405, 410, 416, 480-485, 489, 501 or 604
         removes the subscription without a further NOTIFY.
         """
-        for code in sorted(REMOVING_CODES):
+        for code in sorted(SUBSCRIPTION_ENDING_CODES):
             callId = f"call-{code}"
             self.send(subscribeRequest(callId=callId))
             notify = self.notifies()[-1]
@@ -1119,7 +1120,7 @@ class NotifyTests(NotifierMixin, SynchronousTestCase):
             self.assertTrue(any(e.get("code") == code for e in events))
         self.setState(b"x")
         self.clock.advance(10000)
-        self.assertEqual(len(self.notifies()), len(REMOVING_CODES))
+        self.assertEqual(len(self.notifies()), len(SUBSCRIPTION_ENDING_CODES))
 
     def test_rfc6665_4_2_2_otherErrorsKeep(self) -> None:
         """

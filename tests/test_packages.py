@@ -19,7 +19,7 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from sipevents.errors import BadEvent
-from sipevents.interfaces import IEventPackage
+from sipevents.interfaces import IEventPackage, IPackageRegistry
 from sipevents.packages import PackageRegistry, discoverPackages
 from sipevents.packages.messagesummary import MessageSummaryPackage
 from sipevents.packages.presence import PresencePackage
@@ -73,6 +73,13 @@ class PackageRegistryTests(SynchronousTestCase):
             "message-summary", (), ("application/simple-message-summary",)
         )
         self.registry = PackageRegistry([self.presence, self.mwi])
+
+    def test_verifyObject(self) -> None:
+        """
+        L{PackageRegistry} provides L{IPackageRegistry}, what the notifier
+        and the publication manager look packages up in.
+        """
+        self.assertTrue(verifyObject(IPackageRegistry, self.registry))
 
     def test_get(self) -> None:
         """

@@ -23,7 +23,11 @@ from zope.interface.verify import verifyObject
 
 from sipevents.config import TimerConfig
 from sipevents.errors import SIPError
-from sipevents.interfaces import IRequestHandler, IResourcePolicy
+from sipevents.interfaces import (
+    IEventStateCompositor,
+    IRequestHandler,
+    IResourcePolicy,
+)
 from sipevents.notifier.publication import PublicationManager, applicationETag
 from sipevents.packages import PackageRegistry
 from sipevents.packages.messagesummary import (
@@ -228,9 +232,11 @@ class PublishTests(PublicationTestsMixin, SynchronousTestCase):
     def test_interfaces(self) -> None:
         """
         The manager is an L{IRequestHandler} whose C{accept} is every body
-        type a package takes in PUBLISH.
+        type a package takes in PUBLISH, and the L{IEventStateCompositor}
+        the notifier takes state from (RFC 3903 section 2).
         """
         self.assertTrue(verifyObject(IRequestHandler, self.manager))
+        self.assertTrue(verifyObject(IEventStateCompositor, self.manager))
         self.assertEqual(self.manager.accept, (PIDF_TYPE, MESSAGE_SUMMARY_TYPE))
         self.assertIs(self.ua.handlerFor("PUBLISH"), self.manager)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from sipevents.errors import IntervalTooBrief, InvalidTransition, NotAcceptable
+from sipevents.errors import InvalidTransition, NotAcceptable
 from sipevents.notifier.states import (
     TRANSITIONS,
     NotifyKind,
@@ -17,7 +17,6 @@ from sipevents.notifier.states import (
     SubscriptionState,
     chooseContentType,
     formatSubscriptionState,
-    negotiateExpires,
     transition,
 )
 from sipevents.records import ACTIVE, PENDING, TERMINATED
@@ -141,50 +140,6 @@ class TransitionTableTests(SynchronousTestCase):
                 self.assertEqual(step.reason, "timeout")
             if step.state is not S.TERMINATED:
                 self.assertIsNone(step.reason)
-
-
-class NegotiateExpiresTests(SynchronousTestCase):
-    """
-    L{negotiateExpires}: RFC 6665 sections 3.1.1 and 4.2.1.1.
-    """
-
-    def test_rfc6665_3_1_1_absentGetsDefault(self) -> None:
-        """
-        No Expires: the package default, capped by the maximum.
-        """
-        self.assertEqual(negotiateExpires(None, 600, 60, 3600), 600)
-        self.assertEqual(negotiateExpires(None, 6000, 60, 3600), 3600)
-
-    def test_rfc6665_4_2_1_1_aboveMaxShortened(self) -> None:
-        """
-        More than the maximum: the maximum (never lengthened).
-        """
-        self.assertEqual(negotiateExpires(7200, 600, 60, 3600), 3600)
-        self.assertEqual(negotiateExpires(1000, 600, 60, 3600), 1000)
-
-    def test_rfc6665_4_2_1_1_intervalTooBrief423(self) -> None:
-        """
-        0 < requested < 3600 and below the minimum: 423 carrying
-        Min-Expires.
-        """
-        error = self.assertRaises(IntervalTooBrief, negotiateExpires, 59, 600, 60, 3600)
-        self.assertEqual(error.status, 423)
-        self.assertEqual(error.headers, [("Min-Expires", "60")])
-        self.assertEqual(negotiateExpires(60, 600, 60, 3600), 60)
-
-    def test_rfc6665_4_2_1_1_zeroIsNeverTooBrief(self) -> None:
-        """
-        Zero is an unsubscribe or a fetch, never a 423.
-        """
-        self.assertEqual(negotiateExpires(0, 600, 60, 3600), 0)
-
-    def test_rfc6665_4_2_1_1_hourOrMoreNeverTooBrief(self) -> None:
-        """
-        An hour or more is never answered 423, even below a larger minimum;
-        it is granted as asked.
-        """
-        self.assertEqual(negotiateExpires(3600, 600, 7200, 86400), 3600)
-        self.assertRaises(IntervalTooBrief, negotiateExpires, 3599, 600, 7200, 86400)
 
 
 class ChooseContentTypeTests(SynchronousTestCase):

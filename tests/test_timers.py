@@ -12,7 +12,7 @@ from twisted.internet.task import Clock
 from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
-from sipevents.sip.timers import LookupTimerQueue, TimerQueue
+from sipevents.sip.timers import FixedDelayQueue, LookupTimerQueue, TimerQueue
 
 
 class TimerQueueTests(SynchronousTestCase):
@@ -417,3 +417,100 @@ class LookupTimerQueueTests(SynchronousTestCase):
             self.schedule(5, key)
         self.clock.advance(5)
         self.assertEqual([k for _, k in self.fired], ["a", "b", "c"])
+
+
+class FixedDelayQueueTests(SynchronousTestCase):
+    """
+    L{FixedDelayQueue}: deadlines that all lie one delay after they were
+    set, fired in order through one delayed call (Timers E, F, J and K of
+    the transactions, RFC 3261 section 17).
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+
+    def test_queueOrderAndReentry(self) -> None:
+        """
+        The queue fires targets in the order armed, each C{delay} after it
+        was armed; a callback may arm the queue again, and one that raises
+        is logged without stopping the others.
+        """
+        fired: list[tuple[float, str]] = []
+        queue: FixedDelayQueue
+
+        def fire(target: str) -> None:
+            fired.append((self.clock.seconds(), target))
+            if target == "boom":
+                raise ValueError(target)
+            if target == "again":
+                queue.schedule("later")
+
+        queue = FixedDelayQueue(self.clock, 2.0, fire)
+        queue.schedule("a")
+        self.clock.advance(0.5)
+        again = queue.schedule("again")
+        boom = queue.schedule("boom")
+        cancelled = queue.schedule("cancelled")
+        self.clock.advance(0.5)
+        queue.schedule("b")
+        cancelled.cancel()
+        cancelled.cancel()
+        self.assertFalse(cancelled.active())
+        self.assertTrue(again.active())
+        self.assertEqual(len(queue), 4)
+        with capturedLogs() as events:
+            self.clock.advance(10.0)
+            self.clock.advance(10.0)
+        self.assertEqual(
+            fired,
+            [
+                (11.0, "a"),
+                (11.0, "again"),
+                (11.0, "boom"),
+                (11.0, "b"),
+                (21.0, "later"),
+            ],
+        )
+        self.assertFalse(again.active())
+        self.assertFalse(boom.active())
+        [failed] = [e for e in events if "Timer callback failed" in e["log_format"]]
+        self.assertIsInstance(failed["log_failure"].value, ValueError)
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
+        self.assertEqual(len(queue), 0)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_queueDropsCancelledHandles(self) -> None:
+        """
+        Cancelled handles do not pile up until their deadline: once they
+        outnumber the live ones (by more than a small slack), they are
+        dropped, and the live ones still fire in order.
+        """
+        fired: list[int] = []
+        queue = FixedDelayQueue(self.clock, 32.0, fired.append, keepArmed=True)
+        keep = [queue.schedule(n) for n in range(3)]
+        for n in range(1000):
+            queue.schedule(100 + n).cancel()
+        self.assertEqual(len(queue), 3)
+        self.assertLess(len(queue._handles), 3 * 2 + 64 + 2)
+        self.assertTrue(all(handle.active() for handle in keep))
+        self.clock.advance(32.0)
+        self.assertEqual(fired, [0, 1, 2])
+
+    def test_queueExactDeadlines(self) -> None:
+        """
+        Each target fires at the first clock step at or past its deadline,
+        never before, with deadlines that are not binary fractions.
+        """
+        fired: list[tuple[float, int]] = []
+        queue = FixedDelayQueue(
+            self.clock, 0.3, lambda n: fired.append((self.clock.seconds(), n))
+        )
+        for n in range(3):
+            queue.schedule(n)
+            self.clock.advance(0.1)
+        for _ in range(10):
+            self.clock.advance(0.1)
+        self.assertEqual([n for _, n in fired], [0, 1, 2])
+        for (when, n), armed in zip(fired, (0.0, 0.1, 0.2), strict=True):
+            self.assertGreaterEqual(when, armed + 0.3 - 1e-9, n)
+            self.assertLess(when, armed + 0.3 + 0.1, n)

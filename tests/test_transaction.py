@@ -15,6 +15,8 @@ from twisted.internet.defer import CancelledError, Deferred, fail
 from twisted.internet.task import Clock
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
 
 from sipevents.config import TimerConfig
 from sipevents.errors import (
@@ -23,6 +25,7 @@ from sipevents.errors import (
     TransactionTimeout,
     TransportFailure,
 )
+from sipevents.interfaces import IRetransmission, IRetransmittingSender
 from sipevents.sip.message import Request, Response, makeResponse
 from sipevents.sip.parser import parseMessage
 from sipevents.sip.transaction import (
@@ -37,7 +40,6 @@ from sipevents.sip.transaction import (
     ServerState,
     ServerTransaction,
     TransactionManager,
-    _FixedDelayQueue,
 )
 from sipevents.sip.uri import parseURI
 
@@ -1428,10 +1430,11 @@ class ManagerTests(TransactionTestCase):
         self.assertGreater(checked, 0)
 
 
+@implementer(IRetransmittingSender)
 class WireSender(ServerSends):
     """
     A server transaction's C{send} that can also hand over the final
-    response in wire form (a L{RetransmittingSender}), as the user agent's
+    response in wire form (an L{IRetransmittingSender}), as the user agent's
     does over UDP.
 
     @ivar resent: the times each L{WireRetransmission} was called.
@@ -1451,9 +1454,10 @@ class WireSender(ServerSends):
         return WireRetransmission(self, response.toBytes())
 
 
+@implementer(IRetransmission)
 class WireRetransmission:
     """
-    A L{Retransmission} that records its calls on its L{WireSender}.
+    An L{IRetransmission} that records its calls on its L{WireSender}.
     """
 
     def __init__(self, sender: WireSender, data: bytes) -> None:
@@ -1476,8 +1480,34 @@ class CompletedStorageTests(TransactionTestCase):
     """
     What a non-INVITE server transaction keeps in "Completed" (RFC 3261
     section 17.2.2 needs only its key and the final response): with a
-    L{RetransmittingSender}, the response in wire form and nothing else.
+    L{IRetransmittingSender}, the response in wire form and nothing else.
     """
+
+    def test_verifyObject(self) -> None:
+        """
+        The test sender and its retransmissions provide the interfaces the
+        transaction relies on.
+        """
+        sends = WireSender(self.clock)
+        self.assertTrue(verifyObject(IRetransmittingSender, sends))
+        retransmission = sends.retransmission(makeResponse(makeRequest(), 200))
+        self.assertTrue(verifyObject(IRetransmission, retransmission))
+
+    def test_plainCallableKeepsMessages(self) -> None:
+        """
+        A C{send} that is a plain callable, not an L{IRetransmittingSender},
+        leaves the completed transaction holding its messages.
+        """
+        request = makeRequest()
+        sends = ServerSends(self.clock)
+        transaction = self.manager.createServerTransaction(request, sends, False)
+        assert isinstance(transaction, ServerTransaction)
+        self.watched.append(transaction)
+        final = makeResponse(request, 200, toTag="srv")
+        transaction.respond(final)
+        self.assertIs(transaction.state, ServerState.COMPLETED)
+        self.assertIs(transaction.request, request)
+        self.assertIs(transaction.lastResponse, final)
 
     def wireServer(
         self, request: Request, reliable: bool = False
@@ -1657,89 +1687,3 @@ class FixedTimerTests(TransactionTestCase):
         self.advanceTo(32.0)
         self.assertIs(long.state, ServerState.TERMINATED)
         self.assertIdle()
-
-    def test_queueOrderAndReentry(self) -> None:
-        """
-        The queue fires targets in the order armed, each C{delay} after it
-        was armed; a callback may arm the queue again, and one that raises
-        is logged without stopping the others.
-        """
-        fired: list[tuple[float, str]] = []
-        queue: _FixedDelayQueue
-
-        def fire(target: str) -> None:
-            fired.append((self.clock.seconds(), target))
-            if target == "boom":
-                raise ValueError(target)
-            if target == "again":
-                queue.schedule("later")
-
-        queue = _FixedDelayQueue(self.clock, 2.0, fire)
-        queue.schedule("a")
-        self.clock.advance(0.5)
-        again = queue.schedule("again")
-        boom = queue.schedule("boom")
-        cancelled = queue.schedule("cancelled")
-        self.clock.advance(0.5)
-        queue.schedule("b")
-        cancelled.cancel()
-        cancelled.cancel()
-        self.assertFalse(cancelled.active())
-        self.assertTrue(again.active())
-        self.assertEqual(len(queue), 4)
-        with capturedLogs() as events:
-            self.clock.advance(10.0)
-            self.clock.advance(10.0)
-        self.assertEqual(
-            fired,
-            [
-                (11.0, "a"),
-                (11.0, "again"),
-                (11.0, "boom"),
-                (11.0, "b"),
-                (21.0, "later"),
-            ],
-        )
-        self.assertFalse(again.active())
-        self.assertFalse(boom.active())
-        [failed] = [e for e in events if "Timer callback failed" in e["log_format"]]
-        self.assertIsInstance(failed["log_failure"].value, ValueError)
-        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
-        self.assertEqual(len(queue), 0)
-        self.assertIdle()
-
-    def test_queueDropsCancelledHandles(self) -> None:
-        """
-        Cancelled handles do not pile up until their deadline: once they
-        outnumber the live ones (by more than a small slack), they are
-        dropped, and the live ones still fire in order.
-        """
-        fired: list[int] = []
-        queue = _FixedDelayQueue(self.clock, 32.0, fired.append, keepArmed=True)
-        keep = [queue.schedule(n) for n in range(3)]
-        for n in range(1000):
-            queue.schedule(100 + n).cancel()
-        self.assertEqual(len(queue), 3)
-        self.assertLess(len(queue._handles), 3 * 2 + 64 + 2)
-        self.assertTrue(all(handle.active() for handle in keep))
-        self.clock.advance(32.0)
-        self.assertEqual(fired, [0, 1, 2])
-
-    def test_queueExactDeadlines(self) -> None:
-        """
-        Each target fires at the first clock step at or past its deadline,
-        never before, with deadlines that are not binary fractions.
-        """
-        fired: list[tuple[float, int]] = []
-        queue = _FixedDelayQueue(
-            self.clock, 0.3, lambda n: fired.append((self.clock.seconds(), n))
-        )
-        for n in range(3):
-            queue.schedule(n)
-            self.clock.advance(0.1)
-        for _ in range(10):
-            self.clock.advance(0.1)
-        self.assertEqual([n for _, n in fired], [0, 1, 2])
-        for (when, n), armed in zip(fired, (0.0, 0.1, 0.2), strict=True):
-            self.assertGreaterEqual(when, armed + 0.3 - 1e-9, n)
-            self.assertLess(when, armed + 0.3 + 0.1, n)

@@ -21,7 +21,12 @@ from zope.interface.verify import verifyObject
 
 from sipevents.config import Limits
 from sipevents.errors import ParseError
-from sipevents.interfaces import IMessageReceiver, ISIPConnection
+from sipevents.interfaces import (
+    IMessageReceiver,
+    IRetransmission,
+    ISIPConnection,
+    ITransportLayer,
+)
 from sipevents.sip.addresses import Source, Target
 from sipevents.sip.message import Request, Response
 from sipevents.sip.parser import parseMessage
@@ -129,11 +134,13 @@ class DatagramReceiveTests(_LayerTestMixin):
     def test_interface(self) -> None:
         """
         The datagram protocol provides L{ISIPConnection}; the test receiver
-        provides L{IMessageReceiver}.
+        provides L{IMessageReceiver}; the transport layer provides
+        L{ITransportLayer}.
         """
         protocol, _ = self.listenUDP()
         self.assertTrue(verifyObject(ISIPConnection, protocol))
         self.assertTrue(verifyObject(IMessageReceiver, self.receiver))
+        self.assertTrue(verifyObject(ITransportLayer, self.layer))
         self.assertEqual(
             (protocol.transportName, protocol.reliable, protocol.connected),
             ("UDP", False, True),
@@ -787,6 +794,7 @@ class FinalResponseTests(_LayerTestMixin):
             Source(protocol, "127.0.0.1", 40010),
         )
         self.assertEqual(port.written, [(response.toBytes(), ("127.0.0.1", 40010))])
+        self.assertTrue(verifyObject(IRetransmission, retransmission))
         retransmission()
         self.assertEqual(port.written[1], port.written[0])
         self.assertEqual(retransmission.response.toBytes(), response.toBytes())

@@ -21,6 +21,9 @@ from sipevents.interfaces import (
     IMessageReceiver,
     IRequestContext,
     IRequestHandler,
+    IRetransmittingSender,
+    ITransportLayer,
+    IUserAgent,
 )
 from sipevents.sip.addresses import Source, Target
 from sipevents.sip.message import Message, Request, Response, makeResponse
@@ -133,6 +136,31 @@ class InterfaceTests(UserAgentTestsMixin, SynchronousTestCase):
         delivers to.
         """
         self.assertTrue(verifyObject(IMessageReceiver, self.ua))
+
+    def test_userAgentProvidesIUserAgent(self) -> None:
+        """
+        L{UserAgent} provides L{IUserAgent}, what the roles use; the
+        recording transport layer it is given in tests provides
+        L{ITransportLayer}, as the real one does.
+        """
+        self.assertTrue(verifyObject(IUserAgent, self.ua))
+        self.assertTrue(verifyObject(ITransportLayer, self.transportLayer))
+
+    def test_responseSenderProvidesIRetransmittingSender(self) -> None:
+        """
+        The C{send} the user agent gives each server transaction provides
+        L{IRetransmittingSender}, so a completed transaction over UDP can
+        keep the response in wire form (RFC 3261 section 17.2.2).
+        """
+        contexts: list[IRequestContext] = []
+
+        def handle(request: Request, context: IRequestContext) -> None:
+            contexts.append(context)
+
+        self.ua.registerMethod("MESSAGE", FunctionHandler(handle))
+        self.receive(buildRequest("MESSAGE"))
+        transaction = contexts[0].transaction  # type: ignore[attr-defined]
+        self.assertTrue(verifyObject(IRetransmittingSender, transaction._send))
 
     def test_handlersProvideIRequestHandler(self) -> None:
         """

@@ -13,11 +13,11 @@ Processing a SUBSCRIBE outside a dialog (RFC 6665 section 4.2.1.1), in
 order:
 
   1. the Event header names a package (and template) we serve, else 489
-     with Allow-Events (L{PackageRegistryLike.resolve}); a SUBSCRIBE
+     with Allow-Events (L{IPackageRegistry.resolve}); a SUBSCRIBE
      without Event gets 489 too: PINT (section 4.2.3) is not supported;
   2. exactly one SIP or SIPS Contact we can route to, else 400 (RFC 3261
      section 8.1.1.8 and 12.1.1);
-  3. the duration (L{sipevents.notifier.states.negotiateExpires}): the
+  3. the duration (L{sipevents.notifier.expiry.grantExpires}): the
      package default when absent, shortened to the maximum, 423 with
      Min-Expires when below the minimum (and above zero, below an hour);
   4. a body type the subscriber accepts, else 406
@@ -60,7 +60,7 @@ moment, so the latest state always arrives and no change is lost; the
 NOTIFY that follows a SUBSCRIBE, a refresh or an authorization decision is
 never delayed.
 
-Design decisions (see also the team contract):
+Design decisions:
 
   - The store is the working set. Look-ups are synchronous; writes return
     L{Deferred}s that the notifier does not wait for (write-behind),
@@ -113,9 +113,9 @@ Design decisions (see also the team contract):
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorTime
@@ -126,12 +126,15 @@ from zope.interface import implementer
 from sipevents.errors import BadEvent, CallDoesNotExist, Forbidden, NotFound, SIPError
 from sipevents.interfaces import (
     IEventPackage,
+    IEventStateCompositor,
     INotifier,
+    IPackageRegistry,
     IRequestContext,
     IRequestHandler,
     IResourcePolicy,
     ISubscriptionAuthorizer,
     ISubscriptionStore,
+    IUserAgent,
 )
 from sipevents.notifier.authorization import (
     ACCEPT,
@@ -139,19 +142,19 @@ from sipevents.notifier.authorization import (
     AcceptAll,
     AllResourcesKnown,
 )
+from sipevents.notifier.expiry import SUBSCRIBE_EXPIRY, grantExpires
 from sipevents.notifier.states import (
     NotifyKind,
     SubscriptionInput,
     Transition,
     chooseContentType,
     formatSubscriptionState,
-    negotiateExpires,
     transition,
 )
 from sipevents.records import ACTIVE, PENDING, SubscriptionRecord, canonicalResource
 from sipevents.sip.dialog import (
+    SUBSCRIPTION_ENDING_CODES,
     WILDCARD_HOSTS,
-    Dialog,
     buildRequest,
     checkRemoteCSeq,
     contactURI,
@@ -159,8 +162,10 @@ from sipevents.sip.dialog import (
     listeningContact,
     nextHop,
     remoteTargetOf,
+    secureRequest,
 )
-from sipevents.sip.headers import Event, parseEvent
+from sipevents.sip.dialogstate import Dialog
+from sipevents.sip.headers import Event
 from sipevents.sip.timers import LookupTimerQueue, TimerQueue
 from sipevents.sip.uri import SIPURI, formatURI
 
@@ -171,68 +176,11 @@ if TYPE_CHECKING:
     from sipevents.sip.message import Request, Response
 
 __all__ = [
-    "REMOVING_CODES",
     "Notifier",
-    "PackageRegistryLike",
-    "PublicationsLike",
 ]
-
-#: NOTIFY responses that remove the subscription (RFC 6665 section 4.2.2).
-REMOVING_CODES = frozenset(
-    {404, 405, 410, 416, 480, 481, 482, 483, 484, 485, 489, 501, 604}
-)
 
 #: CSeqs reserved at a time (see the module docstring).
 DEFAULT_CSEQ_BLOCK = 100
-
-
-class PackageRegistryLike(Protocol):
-    """
-    What the notifier needs of L{sipevents.packages.PackageRegistry}.
-    """
-
-    def resolve(self, event: Event | None) -> IEventPackage:
-        """
-        The package serving C{event}.
-
-        @raise BadEvent: for a missing or unknown package or an unserved
-            template (489 with Allow-Events).
-        """
-
-    def eventTypes(self) -> list[str]:
-        """The event types served, for Allow-Events."""
-
-
-class PublicationsLike(Protocol):
-    """
-    What the notifier needs of L{sipevents.notifier.publication.PublicationManager}.
-    """
-
-    def currentState(self, resource: str, eventType: str) -> object | None:
-        """The composed state of C{resource}, or C{None} (neutral)."""
-
-    def setApplicationState(
-        self, eventType: str, resource: str, contentType: str, body: bytes
-    ) -> Deferred[None]:
-        """Store the application's contribution to the state."""
-
-    def clearApplicationState(self, eventType: str, resource: str) -> Deferred[None]:
-        """Remove the application's contribution to the state."""
-
-
-class _UserAgentLike(Protocol):
-    """
-    What the notifier needs of L{sipevents.sip.useragent.UserAgent}.
-    """
-
-    @property
-    def transportLayer(self) -> object: ...
-
-    eventTypes: Callable[[], Iterable[str]]
-
-    def registerMethod(self, method: str, handler: IRequestHandler) -> None: ...
-
-    def sendRequest(self, request: Request, target: Target) -> Deferred[Response]: ...
 
 
 #: Shared one-type tuples for C{SubscriptionRecord.accept}, so that a
@@ -276,6 +224,8 @@ class _Admission:
     package: IEventPackage
     event: Event
     dialog: Dialog
+    #: The dialog's secure flag (RFC 3261 section 12.1.1).
+    secure: bool
     resource: str
     eventType: str
     expires: int
@@ -294,11 +244,12 @@ class Notifier:
     The RFC 6665 notifier; see the module docstring.
 
     @ivar clock: the time source.
-    @ivar userAgent: the L{sipevents.sip.useragent.UserAgent} that receives SUBSCRIBE
-        and sends NOTIFY.
+    @ivar userAgent: the L{IUserAgent} that receives SUBSCRIBE and sends
+        NOTIFY.
     @ivar store: the L{ISubscriptionStore}.
-    @ivar registry: the event packages served.
-    @ivar publications: where resource state comes from.
+    @ivar registry: the event packages served (L{IPackageRegistry}).
+    @ivar publications: where resource state comes from
+        (L{IEventStateCompositor}).
     @ivar authorizer: the L{ISubscriptionAuthorizer}.
     @ivar resourcePolicy: the L{IResourcePolicy}.
     @ivar rfc3265Compat: answer 202, not 200, for pending subscriptions, as
@@ -322,10 +273,10 @@ class Notifier:
     def __init__(
         self,
         clock: IReactorTime,
-        userAgent: _UserAgentLike,
+        userAgent: IUserAgent,
         store: ISubscriptionStore,
-        registry: PackageRegistryLike,
-        publications: PublicationsLike,
+        registry: IPackageRegistry,
+        publications: IEventStateCompositor,
         authorizer: ISubscriptionAuthorizer | None = None,
         resourcePolicy: IResourcePolicy | None = None,
         rfc3265Compat: bool = False,
@@ -483,6 +434,7 @@ class Notifier:
             package,
             event,
             dialog,
+            secureRequest(request, context.source),
             canonicalResource(request.uri),
             dialog.localTag,
             None,
@@ -517,7 +469,6 @@ class Notifier:
             remoteTarget=remoteTarget,
             routeSet=first.routeSet,
             remoteCSeq=cseq,
-            secure=first.remoteTarget.startswith("sips:"),
             flowTransport=source.transport.upper(),
             flowHost=source.host,
             flowPort=source.port,
@@ -529,6 +480,7 @@ class Notifier:
             package,
             event,
             dialog,
+            first.remoteTarget.startswith("sips:"),
             first.resource,
             key,
             max(r.localCSeq for r in records),
@@ -543,10 +495,12 @@ class Notifier:
 
         @raise IntervalTooBrief: 423 below the minimum.
         """
-        minimum = package.minExpires if self.minExpires is None else self.minExpires
-        maximum = package.maxExpires if self.maxExpires is None else self.maxExpires
-        return negotiateExpires(
-            request.expires, package.defaultExpires, minimum, max(maximum, 0)
+        return grantExpires(
+            request.expires,
+            package,
+            SUBSCRIBE_EXPIRY,
+            self.minExpires,
+            self.maxExpires,
         )
 
     def _admission(
@@ -556,6 +510,7 @@ class Notifier:
         package: IEventPackage,
         event: Event,
         dialog: Dialog,
+        secure: bool,
         resource: str,
         key: str,
         highWater: int | None,
@@ -577,6 +532,7 @@ class Notifier:
             package,
             event,
             dialog,
+            secure,
             # Not interned: most resources are watched by a few
             # subscriptions, and an interned string costs an entry in the
             # interpreter's table (about 40 bytes) for as long as it lives;
@@ -736,7 +692,7 @@ class Notifier:
             flowHost=dialog.flowHost,
             flowPort=dialog.flowPort,
         )
-        self._respond(admission.context, pending, admission.expires, dialog.secure)
+        self._respond(admission.context, pending, admission.expires, admission.secure)
         if poll:
             if awaited is not None:
                 awaited.cancel()
@@ -801,11 +757,10 @@ class Notifier:
         host: str = connection.localHost
         port: int = connection.localPort
         transportLayer = self.userAgent.transportLayer
-        sentBy = getattr(transportLayer, "sentBy", None)
-        if sentBy is not None and (
-            host in WILDCARD_HOSTS or getattr(transportLayer, "advertisedHost", None)
+        if transportLayer is not None and (
+            host in WILDCARD_HOSTS or transportLayer.advertisedHost
         ):
-            host = sentBy(transport, source.host)[0]
+            host = transportLayer.sentBy(transport, source.host)[0]
         if host in WILDCARD_HOSTS:
             return None
         contact = contactURI(transport, host, port, secure)
@@ -978,12 +933,7 @@ class Notifier:
         The package serving C{eventType}, or C{None} when none does.
         """
         try:
-            # Without parsing the type as an Event header again, when the
-            # registry can (PackageRegistry): once per NOTIFY.
-            resolveEventType = getattr(self.registry, "resolveEventType", None)
-            if resolveEventType is not None:
-                return cast(IEventPackage, resolveEventType(eventType))
-            return self.registry.resolve(parseEvent(eventType))
+            return self.registry.resolveEventType(eventType)
         except SIPError:
             return None
 
@@ -1202,7 +1152,7 @@ class Notifier:
             if code >= 200 and not final and "Contact" in response.headers:
                 self._targetRefreshed(response, key)
             return
-        if code in REMOVING_CODES:
+        if code in SUBSCRIPTION_ENDING_CODES:
             self._removeAfterNotifyFailure(
                 key, final, f"answered {code}", code=code, reason=response.reason
             )

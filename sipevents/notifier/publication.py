@@ -62,8 +62,9 @@ Choices made where RFC 3903 leaves one:
   - PUBLISH requests for one resource are processed in the order received
     (section 6): while one waits on the store or the resource policy, later
     ones for the same resource wait behind it.
-  - Publications are few (one per publishing device), so each has its own
-    C{IDelayedCall} rather than a place in a shared timer queue.
+  - Every publication's expiry is a deadline in one
+    L{sipevents.sip.timers.TimerQueue}, keyed by entity-tag, as the
+    notifier's coalescing intervals are.
   - Documents are composed oldest (least recently modified) first, so a
     package can let the newest win (RFC 3903 section 10.3 leaves the policy
     to the package). After a restart the store's order stands in for
@@ -73,14 +74,13 @@ Choices made where RFC 3903 leaves one:
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from twisted.internet.defer import Deferred, FirstError, gatherResults, succeed
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -88,17 +88,18 @@ from zope.interface import implementer
 from sipevents.errors import (
     BadEvent,
     ConditionalRequestFailed,
-    IntervalTooBrief,
     NotFound,
     ParseError,
     RequestEntityTooLarge,
     SIPError,
     UnsupportedMediaType,
 )
-from sipevents.interfaces import IRequestHandler
+from sipevents.interfaces import IEventStateCompositor, IRequestHandler
+from sipevents.notifier.expiry import PUBLISH_EXPIRY, grantExpires
 from sipevents.records import PublicationRecord, canonicalResource
-from sipevents.sip.headers import parseContentType
+from sipevents.sip.headers import isToken, parseContentType
 from sipevents.sip.message import Response, makeResponse
+from sipevents.sip.timers import TimerQueue
 from sipevents.sip.uri import parseURI
 
 if TYPE_CHECKING:
@@ -106,18 +107,15 @@ if TYPE_CHECKING:
 
     from sipevents.interfaces import (
         IEventPackage,
+        IPackageRegistry,
         IPublicationStore,
         IRequestContext,
         IResourcePolicy,
+        IUserAgent,
     )
-    from sipevents.packages import PackageRegistry
     from sipevents.sip.message import Request
-    from sipevents.sip.useragent import UserAgent
 
 __all__ = ["PublicationManager", "applicationETag"]
-
-#: entity-tag = token (RFC 3903 section 12, RFC 3261 section 25.1).
-_TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+\Z")
 
 #: Statuses that refuse a body: logged as warnings.
 _BODY_STATUSES = frozenset({400, 413, 415})
@@ -147,20 +145,19 @@ def _canonical(resource: str) -> str:
 class _Live:
     """
     A live publication: its record (as stored), the package's parsed
-    document, its place in modification order and its expiry timer.
+    document and its place in modification order.
     """
 
     record: PublicationRecord
     document: object
     sequence: int
-    timer: IDelayedCall | None
 
 
-@implementer(IRequestHandler)
+@implementer(IRequestHandler, IEventStateCompositor)
 class PublicationManager:
     """
-    The PUBLISH handler and state compositor (RFC 3903 section 6); see the
-    module docstring.
+    The PUBLISH handler and event state compositor (RFC 3903 section 6);
+    see the module docstring.
 
     Wiring: build it with the store and package registry, set
     L{onStateChanged} to the notifier's C{stateChanged}, register it with
@@ -170,7 +167,7 @@ class PublicationManager:
 
     @ivar clock: the time source.
     @ivar store: where publications are kept.
-    @ivar registry: the event packages served.
+    @ivar registry: the event packages served (L{IPackageRegistry}).
     @ivar maxBodySize: the largest PUBLISH body accepted, in octets; a
         larger one gets 413.
     @ivar onStateChanged: called as C{onStateChanged(resource, eventType)}
@@ -200,7 +197,7 @@ class PublicationManager:
         self,
         clock: IReactorTime,
         store: IPublicationStore,
-        registry: PackageRegistry,
+        registry: IPackageRegistry,
         maxBodySize: int = 65536,
         onStateChanged: Callable[[str, str], object] | None = None,
         resourcePolicy: IResourcePolicy | None = None,
@@ -218,6 +215,7 @@ class PublicationManager:
         self.minExpires = minExpires
         self.maxExpires = maxExpires
         self._live: dict[str, _Live] = {}
+        self._expiry = TimerQueue(clock, self._expire)
         self._byResource: dict[tuple[str, str], dict[str, None]] = {}
         self._states: dict[tuple[str, str], object] = {}
         self._sequence = 0
@@ -237,9 +235,9 @@ class PublicationManager:
         """
         return self.registry.publishContentTypes()
 
-    def install(self, userAgent: UserAgent) -> None:
+    def install(self, userAgent: IUserAgent) -> None:
         """
-        Serve PUBLISH for C{userAgent} (a L{sipevents.sip.useragent.UserAgent}).
+        Serve PUBLISH for C{userAgent}.
         """
         userAgent.registerMethod("PUBLISH", self)
 
@@ -309,11 +307,7 @@ class PublicationManager:
         Cancel every expiry timer (the publications stay in the store, and
         L{start} on a new manager restores them).
         """
-        for live in self._live.values():
-            timer = live.timer
-            if timer is not None and timer.active():
-                timer.cancel()
-            live.timer = None
+        self._expiry.clear()
         self._started = False
         return succeed(None)
 
@@ -440,10 +434,9 @@ class PublicationManager:
         """
         Put a publication in the working set and schedule its expiry.
         """
-        live = _Live(record, document, sequence, None)
+        live = _Live(record, document, sequence)
         if record.expiresAt is not None:
-            delay = max(0.0, record.expiresAt - self.clock.seconds())
-            live.timer = self.clock.callLater(delay, self._expire, record.etag)
+            self._expiry.schedule(record.expiresAt, record.etag)
         self._live[record.etag] = live
         key = (record.resource, record.eventType)
         etags = self._byResource.get(key)
@@ -457,10 +450,7 @@ class PublicationManager:
         Take a publication out of the working set and cancel its timer.
         """
         record = live.record
-        timer = live.timer
-        if timer is not None and timer.active():
-            timer.cancel()
-        live.timer = None
+        self._expiry.cancel(record.etag)
         self._live.pop(record.etag, None)
         key = (record.resource, record.eventType)
         etags = self._byResource.get(key)
@@ -496,15 +486,15 @@ class PublicationManager:
                 eventType=eventType,
             )
 
-    def _expire(self, etag: str) -> None:
+    def _expire(self, key: Hashable) -> None:
         """
         A publication's lifetime is over (RFC 3903 section 4.2): remove it
         and recompose.
         """
+        etag = cast(str, key)
         live = self._live.get(etag)
         if live is None:
             return
-        live.timer = None
         record = live.record
         self._forget(live)
         self.log.info(
@@ -658,24 +648,6 @@ class PublicationManager:
             package.name for package in self.registry if package.publishContentTypes
         ]
 
-    def _limits(self, package: IEventPackage) -> tuple[int, int, int]:
-        """
-        The default, minimum and maximum publication durations for
-        C{package}.
-        """
-        minimum: int = (
-            package.minExpires if self.minExpires is None else self.minExpires
-        )
-        maximum: int = (
-            package.maxExpires if self.maxExpires is None else self.maxExpires
-        )
-        default: int = (
-            package.defaultExpires
-            if self.defaultExpires is None
-            else self.defaultExpires
-        )
-        return min(max(default, minimum), maximum), minimum, maximum
-
     def _process(
         self, request: Request, context: IRequestContext, resource: str
     ) -> Response | Deferred[Response | None] | None:
@@ -700,7 +672,8 @@ class PublicationManager:
         etag: str | None = None
         if tags:
             etag = tags[0].strip()
-            if not _TOKEN_RE.match(etag):
+            # entity-tag = token (RFC 3903 section 12).
+            if not isToken(etag):
                 raise SIPError("Bad SIP-If-Match Header Field", 400)
         # Step 1, for initial publications.
         policy = self.resourcePolicy
@@ -761,13 +734,14 @@ class PublicationManager:
             ):
                 raise ConditionalRequestFailed()
         # Step 4: the expiration.
-        default, minimum, maximum = self._limits(package)
-        expires = request.expires
-        if expires is None:
-            expires = default
-        elif 0 < expires < minimum:
-            raise IntervalTooBrief(minimum)
-        expires = min(expires, maximum)
+        expires = grantExpires(
+            request.expires,
+            package,
+            PUBLISH_EXPIRY,
+            self.minExpires,
+            self.maxExpires,
+            self.defaultExpires,
+        )
         # Step 5: the body.
         body = request.body
         document: object = None

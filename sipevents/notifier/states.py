@@ -35,25 +35,22 @@ final NOTIFY for any other reason (rejected, deactivated, noresource ...)
 carries no body, since the subscriber is no longer entitled to the state.
 
 The module also holds the rules the notifier applies to a SUBSCRIBE before
-a subscription exists: the duration (L{negotiateExpires}, RFC 6665 section
-4.2.1.1 and 3.1.1), the body type (L{chooseContentType}, section 3.2.1 and
+a subscription exists: the body type (L{chooseContentType}, section 3.2.1 and
 RFC 3261 section 20.1), and the C{Subscription-State} header
 (L{formatSubscriptionState}, RFC 6665 section 4.2.2 and 8.2.3).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from sipevents.errors import IntervalTooBrief, InvalidTransition, NotAcceptable
+from sipevents.errors import InvalidTransition, NotAcceptable
 from sipevents.records import ACTIVE, PENDING, TERMINATED
-from sipevents.sip.headers import MediaRange
+from sipevents.sip.headers import MediaRange, isToken
 
 __all__ = [
-    "NO_423_ABOVE",
     "REASONS",
     "NotifyKind",
     "SubscriptionInput",
@@ -62,14 +59,8 @@ __all__ = [
     "Transition",
     "chooseContentType",
     "formatSubscriptionState",
-    "negotiateExpires",
     "transition",
 ]
-
-#: RFC 6665 section 4.2.1.1: 423 only "if ... the expiration interval is
-#: greater than zero AND smaller than one hour AND less than a
-#: notifier-configured minimum".
-NO_423_ABOVE = 3600
 
 #: The reason codes of RFC 6665 section 4.1.3 (others may be defined later,
 #: section 7.2, so any token is accepted by L{formatSubscriptionState}).
@@ -84,8 +75,6 @@ REASONS = frozenset(
         "invariant",
     }
 )
-
-_TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+\Z")
 
 
 class SubscriptionState(Enum):
@@ -229,34 +218,6 @@ def transition(state: SubscriptionState | str, input: SubscriptionInput) -> Tran
     return step
 
 
-def negotiateExpires(
-    requested: int | None, default: int, minimum: int, maximum: int
-) -> int:
-    """
-    The duration to grant a SUBSCRIBE asking for C{requested} seconds
-    (RFC 6665 sections 3.1.1, 4.2.1.1 and 4.2.1.4).
-
-      - No Expires: the package's C{default} (section 3.1.1), never above
-        C{maximum}.
-      - Zero: zero (an unsubscribe or a fetch, section 4.4.3).
-      - Above C{maximum}: C{maximum} (the notifier may shorten, never
-        lengthen).
-      - Below C{minimum}, above zero and below one hour: 423 with
-        Min-Expires. Below C{minimum} but an hour or more (possible only
-        with a minimum above an hour): granted as asked, since the RFC
-        allows 423 only below one hour and a 200 may not lengthen it.
-
-    @raise IntervalTooBrief: 423 with C{Min-Expires: minimum}.
-    """
-    if requested is None:
-        return min(default, maximum)
-    if requested == 0:
-        return 0
-    if 0 < requested < NO_423_ABOVE and requested < minimum:
-        raise IntervalTooBrief(minimum)
-    return min(requested, maximum)
-
-
 def chooseContentType(
     accept: Sequence[MediaRange] | None, offered: Sequence[str]
 ) -> str:
@@ -333,7 +294,7 @@ def formatSubscriptionState(
         raise ValueError(f"Not a subscription state to send: {state!r}")
     value = TERMINATED
     if reason is not None:
-        if not _TOKEN_RE.match(reason):
+        if not isToken(reason):
             raise ValueError(f"Reason is not a token: {reason!r}")
         value += f";reason={reason}"
     if retryAfter is not None:

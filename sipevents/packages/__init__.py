@@ -35,9 +35,10 @@ from types import ModuleType
 
 from twisted.logger import Logger
 from twisted.plugin import getPlugins
+from zope.interface import implementer
 
 from sipevents.errors import BadEvent
-from sipevents.interfaces import IEventPackage
+from sipevents.interfaces import IEventPackage, IPackageRegistry
 from sipevents.sip.headers import Event
 
 __all__ = ["PackageRegistry", "discoverPackages"]
@@ -45,6 +46,7 @@ __all__ = ["PackageRegistry", "discoverPackages"]
 _log = Logger(namespace="sipevents.packages")
 
 
+@implementer(IPackageRegistry)
 class PackageRegistry:
     """
     The event packages a notifier serves, by name (RFC 6665 section 5.4.1),

@@ -47,6 +47,7 @@ from zope.interface import implementer
 
 from sipevents.errors import ParseError, SIPError, UnsupportedMediaType
 from sipevents.interfaces import IEventPackage
+from sipevents.sip.headers import TOKEN_CHARS
 from sipevents.sip.uri import parseURI
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ _HCOLON = r"[ \t]*:[ \t]*"
 _STATUS_RE = re.compile(rf"messages-waiting{_HCOLON}(yes|no)[ \t]*\Z", re.I)
 _ACCOUNT_RE = re.compile(rf"message-account{_HCOLON}(\S+)[ \t]*\Z", re.I)
 _SUMMARY_RE = re.compile(
-    rf"([A-Za-z0-9\-.!%*_+`'~]+){_HCOLON}([0-9]+)[ \t]*/[ \t]*([0-9]+)"
+    rf"([{TOKEN_CHARS}]+){_HCOLON}([0-9]+)[ \t]*/[ \t]*([0-9]+)"
     r"(?:[ \t]*\([ \t]*([0-9]+)[ \t]*/[ \t]*([0-9]+)[ \t]*\))?[ \t]*\Z"
 )
 

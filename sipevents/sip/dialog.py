@@ -7,9 +7,9 @@ requests we send in it (section 12.2.1.1), with where they go (section
 8.1.2).
 
 Pure functions over values: nothing here sends or stores anything. The
-dialog state itself is persisted in L{sipevents.records.SubscriptionRecord},
-whose dialog fields are those of L{DialogLike}; L{Dialog} is the same state
-before a record exists.
+dialog state itself is the value L{sipevents.sip.dialogstate.Dialog}, which
+every L{sipevents.records.SubscriptionRecord} is, so requests are built
+from a record as from a dialog about to be created.
 
 Choices made where the RFCs leave one:
 
@@ -30,24 +30,26 @@ Choices made where the RFCs leave one:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
 
 from sipevents.errors import SIPError
 from sipevents.sip.addresses import RELIABLE, Target
+from sipevents.sip.dialogstate import Dialog
 from sipevents.sip.headers import NameAddr, parseNameAddr
 from sipevents.sip.message import Request
 from sipevents.sip.routing import targetFromURI
 from sipevents.sip.uri import SIPURI, URI, formatURI, parseURI
 
 if TYPE_CHECKING:
+    from sipevents.interfaces import ITransportLayer
     from sipevents.sip.addresses import Source
 
 __all__ = [
-    "Dialog",
     "DialogLike",
     "addressField",
     "OutOfOrder",
+    "SUBSCRIPTION_ENDING_CODES",
     "buildRequest",
     "checkRemoteCSeq",
     "contactURI",
@@ -57,7 +59,19 @@ __all__ = [
     "nextHop",
     "remoteTargetOf",
     "requestURIAndRoutes",
+    "secureRequest",
 ]
+
+#: Responses that end a subscription, whichever side receives them: the
+#: subscriber when they answer a refreshing SUBSCRIBE (RFC 6665 section
+#: 4.1.2.2: "404, 405, 410, 416, 480-485, 489, 501, or 604 ... MUST
+#: consider the subscription terminated"), the notifier when they answer a
+#: NOTIFY (section 4.2.2: "the notifier MUST remove the corresponding
+#: subscription"). RFC 5057 explains them as the responses that end a
+#: dialog usage.
+SUBSCRIPTION_ENDING_CODES = frozenset(
+    {404, 405, 410, 416, 480, 481, 482, 483, 484, 485, 489, 501, 604}
+)
 
 #: The Max-Forwards of requests we originate (RFC 3261 section 8.1.1.6).
 MAX_FORWARDS = "70"
@@ -75,9 +89,9 @@ class OutOfOrder(SIPError):
 
 class DialogLike(Protocol):
     """
-    The dialog state requests are built from: what
-    L{sipevents.records.SubscriptionRecord} and L{Dialog} both hold
-    (RFC 3261 section 12.1).
+    What L{requestURIAndRoutes}, L{nextHop} and L{buildRequest} read of a
+    dialog: the fields of L{Dialog} they use, so that they also take the
+    subscriber's C{ClientDialog} until it is a L{Dialog}.
     """
 
     @property
@@ -109,46 +123,6 @@ class DialogLike(Protocol):
 
     @property
     def flowPort(self) -> int: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Dialog:
-    """
-    The state of a dialog created by a SUBSCRIBE we answer (RFC 3261
-    section 12.1.1).
-
-    @ivar callId: the Call-ID.
-    @ivar localTag: our tag, the To tag of our 2xx.
-    @ivar remoteTag: the subscriber's From tag (C{""} when it sent none,
-        as RFC 2543 peers may).
-    @ivar localUri: the To field of the request without its tag, as
-        header text (the bare URI when that is all it is, see
-        L{addressField}); the From of our requests.
-    @ivar remoteUri: the From field without its tag, likewise; the To of
-        our requests.
-    @ivar remoteTarget: the URI of the request's Contact, as text.
-    @ivar routeSet: the Record-Route values of the request, in order, as
-        header text with all their parameters.
-    @ivar remoteCSeq: the CSeq number of the request.
-    @ivar secure: whether the request came over TLS with a SIPS
-        Request-URI; then our Contact must be a SIPS URI too.
-    @ivar flowTransport: the transport the request came on.
-    @ivar flowHost: the address it came from.
-    @ivar flowPort: the port it came from.
-    """
-
-    callId: str
-    localTag: str
-    remoteTag: str
-    localUri: str
-    remoteUri: str
-    remoteTarget: str
-    routeSet: tuple[str, ...]
-    remoteCSeq: int
-    secure: bool
-    flowTransport: str
-    flowHost: str
-    flowPort: int
 
 
 def _withoutTag(address: NameAddr) -> str:
@@ -230,7 +204,6 @@ def dialogFromRequest(request: Request, localTag: str, source: Source) -> Dialog
     if remoteTarget is None:
         raise SIPError("Missing Contact", 400)
     routeSet = tuple(str(route) for route in request.recordRoutes)
-    uri = request.uri
     dialog = Dialog(
         callId=callId,
         localTag=localTag,
@@ -240,11 +213,6 @@ def dialogFromRequest(request: Request, localTag: str, source: Source) -> Dialog
         remoteTarget=remoteTarget,
         routeSet=routeSet,
         remoteCSeq=cseq.number,
-        secure=(
-            source.transport.upper() == "TLS"
-            and isinstance(uri, SIPURI)
-            and uri.scheme == "sips"
-        ),
         flowTransport=source.transport.upper(),
         flowHost=source.host,
         flowPort=source.port,
@@ -254,6 +222,22 @@ def dialogFromRequest(request: Request, localTag: str, source: Source) -> Dialog
     except ValueError as e:
         raise SIPError(f"Cannot Route to Subscriber ({e})", 400) from None
     return dialog
+
+
+def secureRequest(request: Request, source: Source) -> bool:
+    """
+    The secure flag of the dialog a 2xx to C{request} creates (RFC 3261
+    section 12.1.1): set when the request came over TLS with a SIPS
+    Request-URI; our Contact must then be a SIPS URI too.
+
+    @param source: where the request came from.
+    """
+    uri = request.uri
+    return (
+        source.transport.upper() == "TLS"
+        and isinstance(uri, SIPURI)
+        and uri.scheme == "sips"
+    )
 
 
 def checkRemoteCSeq(remoteCSeq: int | None, request: Request) -> int:
@@ -345,22 +329,27 @@ WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
 
 
 def listeningContact(
-    transportLayer: object, transport: str, peerHost: str, secure: bool = False
+    transportLayer: ITransportLayer | None,
+    transport: str,
+    peerHost: str,
+    secure: bool = False,
 ) -> tuple[str, str] | None:
     """
     Our Contact URI for a dialog whose peer at C{peerHost} reaches us over
     C{transport} (RFC 3261 section 8.1.1.8 and 12.1.1): where the transport
-    layer says we listen, as it writes in Via sent-by (its C{sentBy}
-    method, preferring an advertised host), with the host alone.
+    layer says we listen, as it writes in Via sent-by
+    (L{ITransportLayer.sentBy}, preferring an advertised host), with the
+    host alone.
 
-    @return: C{(contact, host)}, or C{None} when the transport layer cannot
-        say (it has no C{sentBy}) or we listen on every interface with no
-        advertised host, so there is no address to give.
+    @param transportLayer: the user agent's transport layer, C{None} when
+        it has none yet.
+    @return: C{(contact, host)}, or C{None} when there is no transport
+        layer or we listen on every interface with no advertised host, so
+        there is no address to give.
     """
-    sentBy = getattr(transportLayer, "sentBy", None)
-    if sentBy is None:
+    if transportLayer is None:
         return None
-    host, port = sentBy(transport, peerHost)
+    host, port = transportLayer.sentBy(transport, peerHost)
     if host in WILDCARD_HOSTS:
         return None
     return contactURI(transport, host, port, secure), host

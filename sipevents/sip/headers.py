@@ -28,12 +28,24 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any
 
 from sipevents.errors import ParseError
-from sipevents.sip.uri import _HOSTNAME, URI, AbsoluteURI, _show, formatURI, parseURI
+from sipevents.sip.uri import (
+    _HOSTNAME,
+    URI,
+    AbsoluteURI,
+    Params,
+    _replaceParam,
+    _show,
+    formatURI,
+    parseURI,
+)
 
 __all__ = [
+    "TOKEN_CHARS",
+    "WORD_CHARS",
+    "isToken",
     "Params",
     "QuotedValue",
     "splitCommaList",
@@ -63,8 +75,6 @@ __all__ = [
     "parseRetryAfter",
 ]
 
-Params: TypeAlias = tuple[tuple[str, str | None], ...]
-
 
 class QuotedValue(str):
     """
@@ -80,15 +90,19 @@ class QuotedValue(str):
     __slots__ = ()
 
 
+#: The characters of a C{token} (RFC 3261 section 25.1: alphanum and
+#: C{-.!%*_+`'~}), as the inside of a regular expression character class;
+#: every grammar here and in the parser that takes a token builds on it.
+TOKEN_CHARS = r"A-Za-z0-9\-.!%*_+`'~"
+
 # RFC 3261 section 25.1 building blocks.
 _SWS = r"[ \t\r\n]*"
 _LWS = r"[ \t\r\n]+"
-_TOKEN_CHARS = r"A-Za-z0-9\-.!%*_+`'~"
-_TOKEN = rf"[{_TOKEN_CHARS}]+"
+_TOKEN = rf"[{TOKEN_CHARS}]+"
 _QUOTED = r'"(?:[^"\\]|\\.)*"'
 #: gen-value = token / host / quoted-string; host adds ":" and brackets
 #: (IPv6 references and, in C{received}, bare IPv6 addresses).
-_PLAIN_VALUE = rf"[{_TOKEN_CHARS}:\[\]]+"
+_PLAIN_VALUE = rf"[{TOKEN_CHARS}:\[\]]+"
 #: One C{SEMI generic-param}, capturing the name and the value as written.
 _PARAM_ITEM = rf"{_SWS};{_SWS}({_TOKEN})(?:{_SWS}={_SWS}({_PLAIN_VALUE}|{_QUOTED}))?"
 #: Any number of them, without captures, to validate a whole block at once.
@@ -99,6 +113,17 @@ _PARAMS_BLOCK = (
 _findParams = re.compile(_PARAM_ITEM, re.S).findall
 _PLAIN_VALUE_RE = re.compile(rf"{_PLAIN_VALUE}\Z")
 _TOKEN_RE = re.compile(rf"{_TOKEN}\Z")
+
+
+def isToken(text: str) -> bool:
+    """
+    Whether C{text} is a C{token} (RFC 3261 section 25.1): a method, an
+    Event type, a Subscription-State reason (RFC 6665 section 8.4), an
+    entity-tag (RFC 3903 section 12) ...
+    """
+    return _TOKEN_RE.match(text) is not None
+
+
 _QUOTED_PAIR_RE = re.compile(r"\\(.)", re.S)
 _WS_RE = re.compile(r"[ \t\r\n]+")
 #: IPv4address (RFC 3261 section 25.1), with octets up to 255.
@@ -116,7 +141,7 @@ _WHITESPACE = " \t\r\n"
 # values); anything else takes the general path. The patterns are written
 # for the speed of the re module: possessive repeats, "(?:x|)" rather than
 # "(?:x)?".
-_Q_TOKEN = rf"[{_TOKEN_CHARS}]++"
+_Q_TOKEN = rf"[{TOKEN_CHARS}]++"
 _Q_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _Q_IPV4 = rf"{_Q_OCTET}\.{_Q_OCTET}\.{_Q_OCTET}\.{_Q_OCTET}"
 _Q_LABEL = r"[A-Za-z0-9]++(?:-++[A-Za-z0-9]++)*+"
@@ -210,22 +235,6 @@ def _findParam(params: Params, name: str) -> str | None:
         if pname == name or pname.lower() == name:
             return "" if value is None else value
     return None
-
-
-def _replaceParam(params: Params, name: str, value: str | None) -> Params:
-    lname = name.lower()
-    out = []
-    found = False
-    for pname, pvalue in params:
-        if pname.lower() == lname:
-            if not found:
-                out.append((pname, value))
-                found = True
-        else:
-            out.append((pname, pvalue))
-    if not found:
-        out.append((name, value))
-    return tuple(out)
 
 
 def _removeParams(params: Params, names: frozenset[str]) -> Params:
@@ -658,7 +667,10 @@ def _parseCSeqGeneral(value: str) -> CSeq:
 #: word = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" /
 #: "'" / "~" / "(" / ")" / "<" / ">" / ":" / "\" / DQUOTE / "/" / "[" /
 #: "]" / "?" / "{" / "}")
-_WORD = r"[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+"
+#: The characters of a C{word} (RFC 3261 section 25.1): those of a token and
+#: a few separators.
+WORD_CHARS = TOKEN_CHARS + r"()<>:\\\"/\[\]?{}"
+_WORD = rf"[{WORD_CHARS}]+"
 _CALLID_RE = re.compile(rf"{_SWS}({_WORD}(?:@{_WORD})?){_SWS}\Z")
 
 
@@ -1126,7 +1138,8 @@ def parseAccept(value: str) -> list[MediaRange]:
 
 
 #: token-nodot (RFC 6665 section 8.4)
-_TOKEN_NODOT = r"[A-Za-z0-9\-!%*_+`'~]+"
+#: token-nodot (RFC 6665 section 8.4): a token without ".".
+_TOKEN_NODOT = rf"[{TOKEN_CHARS.replace('.', '')}]+"
 _EVENT_RE = re.compile(
     rf"{_SWS}({_TOKEN_NODOT}(?:\.{_TOKEN_NODOT})*)({_PARAMS_BLOCK}){_SWS}\Z", re.S
 )

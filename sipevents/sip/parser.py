@@ -155,8 +155,7 @@ class KeepAlive:
 
 
 # token (RFC 3261 section 25.1), used for methods and header names.
-_TOKEN_CHARS = r"!%'*+\-.0-9A-Z_`a-z~"
-_TOKEN = rf"[{_TOKEN_CHARS}]++"
+_TOKEN = rf"[{h.TOKEN_CHARS}]++"
 _METHOD = re.compile(_TOKEN.encode("ascii"))
 _METHOD_TEXT = re.compile(_TOKEN)
 _HEADER_NAME = re.compile(_TOKEN)
@@ -243,7 +242,7 @@ _FAST_CSEQ = re.compile(
     rf"(?:[0-9]{{1,9}}|1[0-9]{{9}}|20[0-9]{{8}}|21[0-3][0-9]{{7}}) ({_TOKEN})"
 )
 # word ["@" word] (RFC 3261 section 25.1): the value is the Call-ID itself.
-_WORD = r"[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]++"
+_WORD = rf"[{h.WORD_CHARS}]++"
 _FAST_CALL_ID = re.compile(_WORD + _optional(f"@{_WORD}"))
 # All of them at once, for the usual message with one Via line: its Via,
 # From, To, Call-ID and CSeq values joined by LFs, which no value holds and

@@ -1,6 +1,8 @@
 # -*- test-case-name: tests.test_timers -*-
 """
-Many timers on one clock: L{TimerQueue}.
+Many timers on one clock: every queue of deadlines that fires through a
+single C{IDelayedCall} (L{TimerQueue}, L{LookupTimerQueue},
+L{FixedDelayQueue}).
 
 A notifier holds hundreds of thousands of subscriptions, each of which
 expires (RFC 6665 section 4.2.1.4). One C{IDelayedCall} each would cost
@@ -25,19 +27,32 @@ side table.
 When the owner of the keys holds every deadline already (the notifier's
 subscription records hold their expiry), L{LookupTimerQueue} does without
 the index and the tuples: about 16 bytes per deadline.
+
+When every deadline lies the same delay after it was set (the transaction
+Timers E, F, J and K, RFC 3261 section 17; the user agent's wait for a
+handler's answer), deadlines arrive in order and L{FixedDelayQueue} keeps
+them in a C{deque}: O(1) to arm and fire, a 56-byte L{TimerHandle} each.
+
+Who uses which: the notifier's subscription expiries, a
+L{LookupTimerQueue}; its coalescing intervals and the publications'
+expiries, a L{TimerQueue}; the transactions' fixed-length timers and the
+user agent's handler timeouts, a L{FixedDelayQueue}. A timer whose length
+varies per owner and that is reset in place (a transaction's Timer G, a
+stream connection's idle timeout) stays a plain C{IDelayedCall}.
 """
 
 from __future__ import annotations
 
 import heapq
 import math
+from collections import deque
 from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
-__all__ = ["LookupTimerQueue", "TimerQueue"]
+__all__ = ["FixedDelayQueue", "LookupTimerQueue", "TimerHandle", "TimerQueue"]
 
 #: What a timer calls: C{callback(key)}.
 Callback = Callable[[Hashable], object]
@@ -471,3 +486,145 @@ class LookupTimerQueue(_OneDelayedCall):
         finally:
             self._busy = False
             self._rearm()
+
+
+class TimerHandle:
+    """
+    One deadline in a L{FixedDelayQueue}: C{active()} and C{cancel()} as on
+    an C{IDelayedCall}, and nothing else, in 56 bytes.
+
+    @ivar time: when it fires, in the clock's seconds.
+    """
+
+    __slots__ = ("time", "_queue", "_target")
+
+    def __init__(self, queue: FixedDelayQueue, time: float, target: object) -> None:
+        self.time = time
+        self._queue = queue
+        self._target: object | None = target
+
+    def active(self) -> bool:
+        """Whether it has neither fired nor been cancelled."""
+        return self._target is not None
+
+    def cancel(self) -> None:
+        """Forget it; it will not fire. Does nothing once inactive."""
+        if self._target is not None:
+            self._target = None
+            self._queue._cancelled()
+
+
+#: Cancelled handles a L{FixedDelayQueue} keeps, beyond twice its live
+#: ones, before dropping them.
+_QUEUE_SLACK = 64
+
+
+class FixedDelayQueue(_OneDelayedCall):
+    """
+    Deadlines that all lie the same C{delay} after they were set, fired
+    through one C{IDelayedCall} on C{clock} for the earliest of them.
+
+    Because the delay never changes and a clock never goes back, deadlines
+    are appended in time order and a C{deque} is a priority queue: arming
+    and firing are O(1), and a cancelled handle is skipped when it reaches
+    the front. When the last live handle is cancelled the queue empties
+    and its C{IDelayedCall} is cancelled, so an idle manager leaves no call
+    pending on the clock; unless C{keepArmed}: then the call stays, and
+    fires with nothing to do (or for a handle scheduled since, which it
+    re-arms for). That is for the timers a response nearly always cancels
+    (Timers E and F of client transactions): a NOTIFY answered before the
+    next is sent would otherwise create and cancel an C{IDelayedCall} per
+    timer per NOTIFY. L{sipevents.sip.transaction.TransactionManager.stop}
+    clears every queue.
+
+    @ivar delay: the seconds between arming a handle and its firing.
+    """
+
+    __slots__ = ("delay", "keepArmed", "_callback", "_handles", "_live")
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        delay: float,
+        fire: Callable[[Any], object],
+        keepArmed: bool = False,
+    ) -> None:
+        super().__init__(clock)
+        self.delay = delay
+        self.keepArmed = keepArmed
+        self._callback = fire
+        self._handles: deque[TimerHandle] = deque()
+        self._live = 0
+
+    def __len__(self) -> int:
+        return self._live
+
+    def schedule(self, target: object) -> TimerHandle:
+        """
+        Call C{fire(target)} C{delay} seconds from now.
+        """
+        handle = TimerHandle(self, self.clock.seconds() + self.delay, target)
+        self._handles.append(handle)
+        self._live += 1
+        if self._call is None and not self._busy:
+            # The delay itself, not a deadline minus now, which may round.
+            self._call = self.clock.callLater(self.delay, self._fire)
+        return handle
+
+    def _cancelled(self) -> None:
+        self._live -= 1
+        if self._busy:
+            return
+        handles = self._handles
+        if self._live == 0:
+            handles.clear()
+            if not self.keepArmed:
+                self._disarm()
+        elif len(handles) > 2 * self._live + _QUEUE_SLACK:
+            # Mostly cancelled handles (Timers E and F, which responses
+            # cancel, each for up to 64*T1): drop them now rather than when
+            # they reach the front, so that they neither pile up nor keep
+            # the collector busy. The deadlines stay in order.
+            self._handles = deque(h for h in handles if h._target is not None)
+
+    def clear(self) -> None:
+        """
+        Forget every handle (they will not fire) and cancel the
+        C{IDelayedCall}.
+        """
+        for handle in self._handles:
+            handle._target = None
+        self._handles.clear()
+        self._live = 0
+        self._disarm()
+
+    def _fire(self) -> None:
+        self._call = None
+        self._busy = True
+        handles = self._handles
+        now = self.clock.seconds()
+        try:
+            while handles and handles[0].time <= now:
+                handle = handles.popleft()
+                target = handle._target
+                if target is None:
+                    continue
+                handle._target = None
+                self._live -= 1
+                try:
+                    self._callback(target)
+                except Exception:
+                    self.log.failure(
+                        "Timer callback failed for {target!r}", target=target
+                    )
+        finally:
+            self._busy = False
+        while handles and handles[0]._target is None:
+            handles.popleft()
+        if handles:
+            when = handles[0].time
+            delay = when - now
+            # Never arm later than the deadline: now + delay may round up.
+            if now + delay > when:
+                delay = math.nextafter(delay, -math.inf)
+            self._call = self.clock.callLater(max(delay, 0.0), self._fire)

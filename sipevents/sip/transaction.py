@@ -38,8 +38,11 @@ length on one manager (64*T1, T4 and 64*T1), and so does the first Timer E
 of a client transaction (T1), so their deadlines arrive in the order they
 were armed. Each manager keeps one first-in first-out queue per such
 timer, armed on the injected clock with a single C{IDelayedCall} for the
-earliest deadline (L{_FixedDelayQueue}); a transaction's timer slot holds a
-small handle with C{active()} and C{cancel()}. Over UDP every answered
+earliest deadline (L{sipevents.sip.timers.FixedDelayQueue}); a
+transaction's timer slot holds a small handle with C{active()} and
+C{cancel()}. The other timers (Timer E after the first, G, H, I, the
+100-Trying delay) vary in length per transaction and are plain
+C{IDelayedCall}s in the slots of the states that own them. Over UDP every answered
 request keeps its transaction in "Completed" for Timer J (32 seconds), so a
 server answering thousands of requests a second would otherwise keep tens of
 thousands of C{IDelayedCall}s (about 500 bytes and three garbage-collected
@@ -47,28 +50,27 @@ objects each) in the reactor's heap.
 
 A completed transaction keeps only what RFC 3261 section 17.2.2 still needs
 it for: its matching keys and a way to send the final response again. When
-the C{send} callable offers one (see L{RetransmittingSender}), a non-INVITE
-server transaction entering "Completed" over an unreliable transport swaps
-its request and response for a L{Retransmission} holding the octets as they
-went on the wire, so that each of those tens of thousands of transactions
-costs about a kilobyte instead of the six or seven its parsed messages and
-their typed views would.
+the C{send} callable offers one (an
+L{sipevents.interfaces.IRetransmittingSender}), a non-INVITE server
+transaction entering "Completed" over an unreliable transport swaps its
+request and response for an L{sipevents.interfaces.IRetransmission}
+holding the octets as they went on the wire, so that each of those tens of
+thousands of transactions costs about a kilobyte instead of the six or
+seven its parsed messages and their typed views would.
 
 Automat's C{TypeMachineBuilder} expresses the same thing, but it costs about
 290 bytes per machine before its core and state data, and about 8
 microseconds per input on CPython 3.11; a presence server holds tens of
 thousands of live transactions (Timer J keeps each UDP one 32 seconds) and
-routes every message through one, and the contract asks for plain L{Enum}
-states. A dict lookup and L{__slots__} do it in a fraction of both, and the
-table stays as readable as a diagram.
+routes every message through one. Plain L{Enum} states, a dict lookup
+and L{__slots__} do it in a fraction of both, and the table stays as
+readable as a diagram.
 """
 
 from __future__ import annotations
 
-import math
 import secrets
 import sys
-from collections import deque
 from collections.abc import Callable, Mapping
 from enum import Enum
 from typing import (
@@ -77,7 +79,6 @@ from typing import (
     ClassVar,
     Generic,
     Literal,
-    Protocol,
     TypeVar,
     overload,
 )
@@ -94,8 +95,10 @@ from sipevents.errors import (
     TransactionTimeout,
     TransportFailure,
 )
+from sipevents.interfaces import IRetransmission, IRetransmittingSender
 from sipevents.sip.addresses import defaultPort
 from sipevents.sip.message import Request, Response, makeResponse
+from sipevents.sip.timers import FixedDelayQueue, TimerHandle
 
 if TYPE_CHECKING:
     from sipevents.sip.headers import NameAddr, Via
@@ -108,8 +111,6 @@ __all__ = [
     "InviteServerInput",
     "InviteServerState",
     "InviteServerTransaction",
-    "Retransmission",
-    "RetransmittingSender",
     "ServerInput",
     "ServerState",
     "ServerTransaction",
@@ -132,214 +133,9 @@ _Table = Mapping[tuple[Any, Any], tuple[Any, _Action | None]]
 _Key = tuple[Any, ...]
 
 
-class _Cancellable(Protocol):
-    """
-    What a transaction's timer slot holds: an C{IDelayedCall} or a
-    L{_TimerHandle}.
-    """
-
-    def active(self) -> bool: ...
-
-    def cancel(self) -> None: ...
-
-
-class Retransmission(Protocol):
-    """
-    A final response kept as it went on the wire, to send it again without
-    keeping the L{Response} (and its parsed views) alive: what a non-INVITE
-    server transaction holds in "Completed" over an unreliable transport
-    (RFC 3261 section 17.2.2). L{sipevents.sip.transport.TransportLayer} makes
-    them.
-    """
-
-    def __call__(self) -> object:
-        """
-        Send the same octets to the same destination again. Like a
-        transaction's C{send}, it may raise or return a failing L{Deferred}
-        to report a transport error (RFC 3261 section 17.2.4).
-        """
-
-    @property
-    def response(self) -> Response:
-        """
-        The response, parsed again from the kept octets (so an equal
-        message, not the same object).
-        """
-
-
-class RetransmittingSender(Protocol):
-    """
-    A server transaction's C{send} that can also hand over the response it
-    has just sent in wire form (see L{Retransmission}). A plain callable
-    will do as C{send}; a transaction checks for C{retransmission} when it
-    enters "Completed".
-    """
-
-    def __call__(self, response: Response) -> object:
-        """Send C{response} (RFC 3261 section 18.2.2)."""
-
-    def retransmission(self, response: Response) -> Retransmission | None:
-        """
-        C{response}, which this sender has just sent, as a
-        L{Retransmission}; or C{None} when it cannot be kept that way (for
-        example when it went to a host name that had to be resolved).
-        """
-
-
-class _TimerHandle:
-    """
-    One deadline in a L{_FixedDelayQueue}: C{active()} and C{cancel()} as on
-    an C{IDelayedCall}, and nothing else, in 56 bytes.
-
-    @ivar time: when it fires, in the clock's seconds.
-    """
-
-    __slots__ = ("time", "_queue", "_target")
-
-    def __init__(self, queue: _FixedDelayQueue, time: float, target: object) -> None:
-        self.time = time
-        self._queue = queue
-        self._target: object | None = target
-
-    def active(self) -> bool:
-        """Whether it has neither fired nor been cancelled."""
-        return self._target is not None
-
-    def cancel(self) -> None:
-        """Forget it; it will not fire. Does nothing once inactive."""
-        if self._target is not None:
-            self._target = None
-            self._queue._cancelled()
-
-
-#: Cancelled handles a L{_FixedDelayQueue} keeps, beyond twice its live
-#: ones, before dropping them.
-_QUEUE_SLACK = 64
-
-
-class _FixedDelayQueue:
-    """
-    Deadlines that all lie the same C{delay} after they were set, fired
-    through one C{IDelayedCall} on C{clock} for the earliest of them.
-
-    Because the delay never changes and a clock never goes back, deadlines
-    are appended in time order and a C{deque} is a priority queue: arming
-    and firing are O(1), and a cancelled handle is skipped when it reaches
-    the front. When the last live handle is cancelled the queue empties
-    and its C{IDelayedCall} is cancelled, so an idle manager leaves no call
-    pending on the clock; unless C{keepArmed}: then the call stays, and
-    fires with nothing to do (or for a handle scheduled since, which it
-    re-arms for). That is for the timers a response nearly always cancels
-    (Timers E and F of client transactions): a NOTIFY answered before the
-    next is sent would otherwise create and cancel an C{IDelayedCall} per
-    timer per NOTIFY. L{TransactionManager.stop} clears every queue.
-
-    @ivar delay: the seconds between arming a handle and its firing.
-    """
-
-    __slots__ = (
-        "clock",
-        "delay",
-        "keepArmed",
-        "_fire",
-        "_handles",
-        "_live",
-        "_call",
-        "_running",
-    )
-
-    log = Logger()
-
-    def __init__(
-        self,
-        clock: IReactorTime,
-        delay: float,
-        fire: Callable[[Any], object],
-        keepArmed: bool = False,
-    ) -> None:
-        self.clock = clock
-        self.delay = delay
-        self.keepArmed = keepArmed
-        self._fire = fire
-        self._handles: deque[_TimerHandle] = deque()
-        self._live = 0
-        self._call: IDelayedCall | None = None
-        self._running = False
-
-    def __len__(self) -> int:
-        return self._live
-
-    def schedule(self, target: object) -> _TimerHandle:
-        """
-        Call C{fire(target)} C{delay} seconds from now.
-        """
-        handle = _TimerHandle(self, self.clock.seconds() + self.delay, target)
-        self._handles.append(handle)
-        self._live += 1
-        if self._call is None and not self._running:
-            self._call = self.clock.callLater(self.delay, self._run)
-        return handle
-
-    def _cancelled(self) -> None:
-        self._live -= 1
-        if self._running:
-            return
-        handles = self._handles
-        if self._live == 0:
-            handles.clear()
-            if self._call is not None and not self.keepArmed:
-                self._call.cancel()
-                self._call = None
-        elif len(handles) > 2 * self._live + _QUEUE_SLACK:
-            # Mostly cancelled handles (Timers E and F, which responses
-            # cancel, each for up to 64*T1): drop them now rather than when
-            # they reach the front, so that they neither pile up nor keep
-            # the collector busy. The deadlines stay in order.
-            self._handles = deque(h for h in handles if h._target is not None)
-
-    def clear(self) -> None:
-        """
-        Forget every handle (they will not fire) and cancel the
-        C{IDelayedCall}.
-        """
-        for handle in self._handles:
-            handle._target = None
-        self._handles.clear()
-        self._live = 0
-        if self._call is not None:
-            self._call.cancel()
-            self._call = None
-
-    def _run(self) -> None:
-        self._call = None
-        self._running = True
-        handles = self._handles
-        now = self.clock.seconds()
-        try:
-            while handles and handles[0].time <= now:
-                handle = handles.popleft()
-                target = handle._target
-                if target is None:
-                    continue
-                handle._target = None
-                self._live -= 1
-                try:
-                    self._fire(target)
-                except Exception:
-                    self.log.failure(
-                        "Timer callback failed for {target!r}", target=target
-                    )
-        finally:
-            self._running = False
-        while handles and handles[0]._target is None:
-            handles.popleft()
-        if handles:
-            when = handles[0].time
-            delay = when - now
-            # Never arm later than the deadline: now + delay may round up.
-            if now + delay > when:
-                delay = math.nextafter(delay, -math.inf)
-            self._call = self.clock.callLater(max(delay, 0.0), self._run)
+#: What a transaction's timer slot holds: an C{IDelayedCall}, or the
+#: handle of a deadline in one of the manager's L{FixedDelayQueue}s.
+_Timer = IDelayedCall | TimerHandle
 
 
 class _Transaction(Generic[_S, _I]):
@@ -403,8 +199,10 @@ class _Transaction(Generic[_S, _I]):
         target, action = entry
         if target is not old:
             self.state = target
+            # The slots are named in the class's declared _timerOwners
+            # table: one loop clears them for every machine.
             for slot in _slotsToClear(type(self), target):
-                call: _Cancellable | None = getattr(self, slot)
+                call: _Timer | None = getattr(self, slot)
                 if call is not None:
                     call.cancel()
                     setattr(self, slot, None)
@@ -556,9 +354,9 @@ class ClientTransaction(_Transaction[ClientState, ClientInput]):
         self._send: Callable[[], object] | None = send
         self._key = key
         self._interval = manager.timers.T1
-        self._timerE: _Cancellable | None = None
-        self._timerF: _Cancellable | None = None
-        self._timerK: _Cancellable | None = None
+        self._timerE: _Timer | None = None
+        self._timerF: _Timer | None = None
+        self._timerK: _Timer | None = None
 
     @property
     def branch(self) -> str | None:
@@ -823,7 +621,7 @@ class _ServerBase(_Transaction[_S, _I]):
         self.request: Request | None = request
         self.onFailure: Callable[[SIPError], object] | None = None
         self._lastResponse: Response | None = None
-        self._retransmission: Retransmission | None = None
+        self._retransmission: IRetransmission | None = None
         self._send: Callable[[Response], object] | None = send
         self._keys = keys
 
@@ -832,11 +630,12 @@ class _ServerBase(_Transaction[_S, _I]):
         """
         The most recent response sent, or C{None}. Its To tag is the one a
         200 to a CANCEL SHOULD reuse (RFC 3261 section 9.2). Once the
-        response is only kept in wire form (L{Retransmission}), it is parsed
+        response is only kept in wire form (L{IRetransmission}), it is parsed
         again from those octets on each access.
         """
         if self._lastResponse is None and self._retransmission is not None:
-            return self._retransmission.response
+            response: Response = self._retransmission.response
+            return response
         return self._lastResponse
 
     @property
@@ -895,15 +694,15 @@ class _ServerBase(_Transaction[_S, _I]):
     def _keepForRetransmission(self) -> None:
         """
         Swap the request, the last response and C{send} for the response in
-        wire form, when C{send} can give it (L{RetransmittingSender}): all a
+        wire form, when C{send} can give it (L{IRetransmittingSender}): all a
         completed transaction needs to answer retransmissions (RFC 3261
         section 17.2.2), in a fraction of the memory.
         """
         response = self._lastResponse
-        prepare = getattr(self._send, "retransmission", None)
-        if response is None or prepare is None:
+        send = self._send
+        if response is None or not IRetransmittingSender.providedBy(send):
             return
-        retransmission: Retransmission | None = prepare(response)
+        retransmission = send.retransmission(response)
         if retransmission is None:
             return
         self._retransmission = retransmission
@@ -979,8 +778,8 @@ class ServerTransaction(_ServerBase[ServerState, ServerInput]):
 
     In "Completed" over an unreliable transport it lives on for Timer J only
     to answer retransmissions of the request with the final response. If
-    its C{send} is a L{RetransmittingSender}, it then keeps that response as
-    a L{Retransmission} and lets go of the request, the L{Response} and
+    its C{send} is an L{IRetransmittingSender}, it then keeps that response
+    as an L{IRetransmission} and lets go of the request, the L{Response} and
     C{send} (L{request} becomes C{None}, L{lastResponse} is parsed again
     from the octets when asked for).
     """
@@ -1001,7 +800,7 @@ class ServerTransaction(_ServerBase[ServerState, ServerInput]):
     ) -> None:
         super().__init__(manager, request, keys, send, reliable)
         self.state = ServerState.TRYING
-        self._timerJ: _Cancellable | None = None
+        self._timerJ: _Timer | None = None
 
     def requestRetransmitted(self) -> None:
         """
@@ -1389,7 +1188,7 @@ class TransactionManager:
     Lookups are single dict accesses keyed by the matching tuple of RFC 3261
     sections 17.1.3 and 17.2.3, and a transaction removes its keys the
     moment it terminates. Timers J, K and F, and the first Timer E, of
-    every transaction run from one L{_FixedDelayQueue} each.
+    every transaction run from one L{FixedDelayQueue} each.
 
     @ivar clock: where time comes from (C{callLater}).
     @ivar timers: T1, T2 and T4 (RFC 3261 appendix A).
@@ -1417,7 +1216,7 @@ class TransactionManager:
         # Methods of live server transactions, for CANCEL matching of any
         # method (RFC 3261 section 9.2).
         self._serverMethods: dict[str, int] = {}
-        self._queues: dict[tuple[str, float], _FixedDelayQueue] = {}
+        self._queues: dict[tuple[str, float], FixedDelayQueue] = {}
         # The request absorbRequest found new last, and its key, so that the
         # createServerTransaction which usually follows does not compute the
         # key again.
@@ -1429,7 +1228,7 @@ class TransactionManager:
         delay: float,
         fire: Callable[[Any], object],
         keepArmed: bool = False,
-    ) -> _FixedDelayQueue:
+    ) -> FixedDelayQueue:
         """
         The queue of the fixed-length timer C{name} lasting C{delay}
         seconds (one per delay, so that a changed L{timers} still keeps
@@ -1437,23 +1236,23 @@ class TransactionManager:
         """
         queue = self._queues.get((name, delay))
         if queue is None:
-            queue = self._queues[name, delay] = _FixedDelayQueue(
+            queue = self._queues[name, delay] = FixedDelayQueue(
                 self.clock, delay, fire, keepArmed
             )
         return queue
 
-    def _timerJQueue(self, delay: float) -> _FixedDelayQueue:
+    def _timerJQueue(self, delay: float) -> FixedDelayQueue:
         return self._queue("J", delay, ServerTransaction._onTimerJ)
 
-    def _timerKQueue(self, delay: float) -> _FixedDelayQueue:
+    def _timerKQueue(self, delay: float) -> FixedDelayQueue:
         return self._queue("K", delay, ClientTransaction._onTimerK)
 
-    def _timerEQueue(self, delay: float) -> _FixedDelayQueue:
+    def _timerEQueue(self, delay: float) -> FixedDelayQueue:
         # Kept armed: nearly every Timer E and F is cancelled by the
-        # response (see _FixedDelayQueue).
+        # response (see FixedDelayQueue).
         return self._queue("E", delay, ClientTransaction._onTimerE, True)
 
-    def _timerFQueue(self, delay: float) -> _FixedDelayQueue:
+    def _timerFQueue(self, delay: float) -> FixedDelayQueue:
         return self._queue("F", delay, ClientTransaction._onTimerF, True)
 
     def _serverKey(self, request: Request) -> _Key | None:

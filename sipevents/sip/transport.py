@@ -59,11 +59,14 @@ from zope.interface import implementer
 if TYPE_CHECKING:
     from twisted.internet._sslverify import IOpenSSLTrustRoot
 
-    from sipevents.sip.transaction import Retransmission
-
 from sipevents.config import DEFAULT_LIMITS, Limits
 from sipevents.errors import MessageTooLarge, ParseError
-from sipevents.interfaces import IMessageReceiver, ISIPConnection
+from sipevents.interfaces import (
+    IMessageReceiver,
+    IRetransmission,
+    ISIPConnection,
+    ITransportLayer,
+)
 from sipevents.sip.addresses import TCP, TLS, UDP, Source, Target, defaultPort
 from sipevents.sip.endpoints import (
     describeAddress,
@@ -302,10 +305,11 @@ class SIPDatagramProtocol(DatagramProtocol):
             )
 
 
+@implementer(IRetransmission)
 class _DatagramRetransmission:
     """
-    A response as sent in one datagram, to send again (a
-    L{sipevents.sip.transaction.Retransmission}): a completed UDP server
+    A response as sent in one datagram, to send again (an
+    L{IRetransmission}): a completed UDP server
     transaction keeps this for Timer J instead of the messages (RFC 3261
     section 17.2.2).
 
@@ -521,6 +525,8 @@ class SIPStreamProtocol(Protocol):
         transport = self.transport
         if transport is None:
             return
+        # Twisted's ITCPTransport offers abortConnection; a plain
+        # ITransport (a test's StringTransport, say) may not.
         abortConnection: Callable[[], None] | None = getattr(
             transport, "abortConnection", None
         )
@@ -697,6 +703,7 @@ class _FirstAddress:
         self.deferred.callback(normalizeHost((ipv4 or self.addresses)[0]))
 
 
+@implementer(ITransportLayer)
 class TransportLayer:
     """
     The SIP transport layer (RFC 3261 section 18): listening sockets, stream
@@ -1108,15 +1115,14 @@ class TransportLayer:
 
     def sendFinalResponse(
         self, response: Response, source: Source
-    ) -> Retransmission | None:
+    ) -> IRetransmission | None:
         """
         Send C{response} as L{sendResponse} does, and when it went out at
         once in one datagram to an IP address (as every response to a UDP
-        request with a numeric sent-by or C{received} does), return a
-        L{sipevents.sip.transaction.Retransmission} that sends the same octets
-        there again: what a completed non-INVITE server transaction keeps
-        for retransmissions (RFC 3261 section 17.2.2) in place of the
-        messages. Otherwise return C{None}.
+        request with a numeric sent-by or C{received} does), return an
+        L{IRetransmission} that sends the same octets there again: what a
+        completed non-INVITE server transaction keeps for retransmissions
+        (RFC 3261 section 17.2.2) in place of the messages. Otherwise return C{None}.
 
         Failures are logged, never raised.
         """

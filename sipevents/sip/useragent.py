@@ -53,10 +53,9 @@ import secrets
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
-from typing import Protocol
 
 from twisted.internet.defer import CancelledError, Deferred, fail
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -64,10 +63,24 @@ from zope.interface import implementer
 from sipevents import __version__
 from sipevents.config import DEFAULT_TIMERS, TimerConfig
 from sipevents.errors import ParseError, SIPError
-from sipevents.interfaces import IMessageReceiver, IRequestContext, IRequestHandler
+from sipevents.interfaces import (
+    IMessageReceiver,
+    IRequestContext,
+    IRequestHandler,
+    IRetransmission,
+    IRetransmittingSender,
+    ITransportLayer,
+    IUserAgent,
+)
 from sipevents.sip.addresses import RELIABLE, Source, Target
+from sipevents.sip.headers import isToken
 from sipevents.sip.message import Message, Request, Response, makeResponse, reasonPhrase
-from sipevents.sip.transaction import Retransmission, TransactionManager
+from sipevents.sip.timers import FixedDelayQueue, TimerHandle
+from sipevents.sip.transaction import (
+    InviteServerTransaction,
+    ServerTransaction,
+    TransactionManager,
+)
 from sipevents.sip.uri import SIPURI, TelURI
 
 #: What we put in C{Server} and C{User-Agent} (RFC 3261 section 20.35 and
@@ -116,37 +129,6 @@ class AlreadyResponded(Exception):
     (RFC 3261 section 17.2.2: a server transaction sends one final
     response).
     """
-
-
-class TransportLayerLike(Protocol):
-    """
-    The part of L{sipevents.sip.transport.TransportLayer} the user agent uses;
-    tests pass a fake from L{sipevents.testing}.
-
-    A transport layer may also offer C{sendFinalResponse(response, source)
-    -> Retransmission | None}, which sends like L{sendResponse} and returns
-    the response in wire form; the user agent then uses it for final
-    responses over unreliable transports, so that completed server
-    transactions hold only those octets (see
-    L{sipevents.sip.transaction.RetransmittingSender}).
-    """
-
-    def sendResponse(self, response: Response, source: Source) -> None:
-        """
-        Send C{response} to where RFC 3261 section 18.2.2 says, given the
-        request came from C{source}.
-        """
-
-    def prepareRequest(self, request: Request, target: Target, branch: str) -> None:
-        """
-        Add our top Via (with C{branch}) to C{request}, to be sent to
-        C{target} (RFC 3261 section 18.1.1).
-        """
-
-    def sendRequest(self, request: Request, target: Target) -> Deferred[None]:
-        """
-        Put C{request} on the wire towards C{target}.
-        """
 
 
 def _mimeMatches(pattern: str, mimeType: str) -> bool:
@@ -344,7 +326,7 @@ class RequestContext:
         source: Source,
         toTag: str | None,
         inDialog: bool,
-        transaction: _ServerTransactionLike,
+        transaction: ServerTransaction | InviteServerTransaction,
     ) -> None:
         """
         @param toTag: the To tag of our responses; C{None} to compute it
@@ -358,7 +340,7 @@ class RequestContext:
         self.inDialog = inDialog
         self.transaction = transaction
         self.finalResponse: Response | None = None
-        self._timeout: IDelayedCall | None = None
+        self._timeout: TimerHandle | None = None
         self._timedOut = False
 
     @property
@@ -399,30 +381,20 @@ class RequestContext:
         _shareVias(self.request, response)
         if response.code >= 200:
             self.finalResponse = response
-            if self._timeout is not None and self._timeout.active():
+            if self._timeout is not None:
                 self._timeout.cancel()
             self._timeout = None
         self.transaction.respond(response)
 
 
-class _ServerTransactionLike(Protocol):
-    """
-    What the user agent needs of a server transaction from
-    L{sipevents.sip.transaction}.
-    """
-
-    def respond(self, response: Response) -> None:
-        """Send C{response} and keep it for retransmissions."""
-
-
+@implementer(IRetransmittingSender)
 class _ResponseSender:
     """
     The C{send} of one server transaction: hands its responses to the user
     agent's transport layer for the request's source (RFC 3261 section
-    18.2.2). It is a L{sipevents.sip.transaction.RetransmittingSender}: a final
-    response sent over an unreliable transport through a transport layer
-    with C{sendFinalResponse} is kept in the wire form that returns, for
-    the transaction to take in place of the messages.
+    18.2.2). A final response sent over an unreliable transport goes
+    through L{ITransportLayer.sendFinalResponse}, and the wire form that
+    returns is kept for the transaction to take in place of the messages.
 
     One small object per transaction, where a C{functools.partial} of a
     bound method would be three.
@@ -434,7 +406,7 @@ class _ResponseSender:
         self.userAgent = userAgent
         self.source = source
         self._sent: Response | None = None
-        self._retransmission: Retransmission | None = None
+        self._retransmission: IRetransmission | None = None
 
     def __call__(self, response: Response) -> None:
         userAgent = self.userAgent
@@ -449,16 +421,12 @@ class _ResponseSender:
             )
             return
         if response.code >= 200 and not source.reliable:
-            sendFinal: Callable[[Response, Source], Retransmission | None] | None = (
-                getattr(transportLayer, "sendFinalResponse", None)
-            )
-            if sendFinal is not None:
-                self._retransmission = sendFinal(response, source)
-                self._sent = response
-                return
+            self._retransmission = transportLayer.sendFinalResponse(response, source)
+            self._sent = response
+            return
         transportLayer.sendResponse(response, source)
 
-    def retransmission(self, response: Response) -> Retransmission | None:
+    def retransmission(self, response: Response) -> IRetransmission | None:
         """
         The wire form of C{response} if it is the final response this
         sender sent last and the transport layer gave one; handed over
@@ -510,7 +478,7 @@ def _describe(message: Message) -> str:
     return type(message).__name__
 
 
-@implementer(IMessageReceiver)
+@implementer(IMessageReceiver, IUserAgent)
 class UserAgent:
     """
     The UAS and UAC core (RFC 3261 section 8): transaction matching, the
@@ -518,7 +486,7 @@ class UserAgent:
     and requests sent through client transactions.
 
     Usable without sockets: give it a L{twisted.internet.task.Clock} and any
-    L{TransportLayerLike} (a fake that records, or a real
+    L{ITransportLayer} (a fake that records, or a real
     L{sipevents.sip.transport.TransportLayer} on
     L{sipevents.testing.MemoryUDPReactor}).
 
@@ -532,8 +500,6 @@ class UserAgent:
     @ivar extensions: the option tags we support (RFC 3261 section 8.2.2.3
         and 20.37), in order; see L{registerExtension}.
     @ivar merged: the memory of recent requests for merged-request detection.
-    @ivar handlerTimeout: seconds a handler's L{Deferred} may take before the
-        request is answered 408 and the L{Deferred} cancelled.
     """
 
     log = Logger()
@@ -541,7 +507,7 @@ class UserAgent:
     def __init__(
         self,
         clock: IReactorTime,
-        transportLayer: TransportLayerLike | None = None,
+        transportLayer: ITransportLayer | None = None,
         timers: TimerConfig = DEFAULT_TIMERS,
         transactions: TransactionManager | None = None,
         eventTypes: Callable[[], Iterable[str]] | None = None,
@@ -569,7 +535,11 @@ class UserAgent:
         )
         self.extensions: list[str] = []
         self.merged = MergedRequests(clock, timers.timerJ, maxMergedEntries)
-        self.handlerTimeout = timers.timerF
+        # Every pending handler waits the same Timer F: one queue, one
+        # delayed call.
+        self._handlerTimeouts = FixedDelayQueue(
+            clock, timers.timerF, self._handlerTimedOut
+        )
         self._handlers: dict[str, IRequestHandler] = {}
         self._tagSecret = secrets.token_bytes(16)
         self._pending: set[RequestContext] = set()
@@ -591,7 +561,7 @@ class UserAgent:
         """
         if method in CORE_METHODS:
             raise ValueError(f"{method} is handled by the user agent core")
-        if not method or not all(c.isalnum() or c in "-.!%*_+`'~" for c in method):
+        if not isToken(method):
             raise ValueError(f"Not a method name: {method!r}")
         self._handlers[method] = handler
 
@@ -915,9 +885,7 @@ class UserAgent:
                 errbackArgs=(context, handler),
             ).addErrback(self._answerFailed, context)
             if context in self._pending and context.finalResponse is None:
-                context._timeout = self.clock.callLater(
-                    self.handlerTimeout, self._handlerTimedOut, context, result
-                )
+                context._timeout = self._handlerTimeouts.schedule((context, result))
         else:
             self._handlerReturned(result, context, handler)
 
@@ -998,13 +966,22 @@ class UserAgent:
         """
         self._pending.discard(context)
         timeout = context._timeout
-        if timeout is not None and timeout.active():
+        if timeout is not None:
             timeout.cancel()
         context._timeout = None
 
+    @property
+    def handlerTimeout(self) -> float:
+        """
+        Seconds a handler's L{Deferred} may take before the request is
+        answered 408 and the L{Deferred} cancelled: Timer F.
+        """
+        return self._handlerTimeouts.delay
+
     def _handlerTimedOut(
-        self, context: RequestContext, result: Deferred[Response | None]
+        self, pending: tuple[RequestContext, Deferred[Response | None]]
     ) -> None:
+        context, result = pending
         context._timeout = None
         context._timedOut = True
         self.log.warn(

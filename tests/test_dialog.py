@@ -28,7 +28,7 @@ from sipevents.sip.dialog import (
     requestURIAndRoutes,
     secureRequest,
 )
-from sipevents.sip.dialogstate import Dialog
+from sipevents.sip.dialogstate import NO_CSEQ, Dialog
 from sipevents.sip.message import Request
 from sipevents.sip.parser import parseMessage
 from sipevents.sip.uri import formatURI
@@ -209,7 +209,8 @@ class RemoteCSeqTests(SynchronousTestCase):
         """
         self.assertEqual(checkRemoteCSeq(1, request(cseq=4)), 4)
         self.assertEqual(checkRemoteCSeq(4, request(cseq=4)), 4)
-        self.assertEqual(checkRemoteCSeq(None, request(cseq=4)), 4)
+        self.assertEqual(checkRemoteCSeq(NO_CSEQ, request(cseq=4)), 4)
+        self.assertEqual(checkRemoteCSeq(NO_CSEQ, request(cseq=0)), 0)
 
 
 class RequestTests(SynchronousTestCase):

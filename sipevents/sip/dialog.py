@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from sipevents.errors import SIPError
 from sipevents.sip.addresses import RELIABLE, Target
@@ -46,7 +46,6 @@ if TYPE_CHECKING:
     from sipevents.sip.addresses import Source
 
 __all__ = [
-    "DialogLike",
     "addressField",
     "OutOfOrder",
     "SUBSCRIPTION_ENDING_CODES",
@@ -85,44 +84,6 @@ class OutOfOrder(SIPError):
 
     status = 500
     defaultReason = "Server Internal Error (CSeq Out of Order)"
-
-
-class DialogLike(Protocol):
-    """
-    What L{requestURIAndRoutes}, L{nextHop} and L{buildRequest} read of a
-    dialog: the fields of L{Dialog} they use, so that they also take the
-    subscriber's C{ClientDialog} until it is a L{Dialog}.
-    """
-
-    @property
-    def callId(self) -> str: ...
-
-    @property
-    def localTag(self) -> str: ...
-
-    @property
-    def remoteTag(self) -> str: ...
-
-    @property
-    def localUri(self) -> str: ...
-
-    @property
-    def remoteUri(self) -> str: ...
-
-    @property
-    def remoteTarget(self) -> str: ...
-
-    @property
-    def routeSet(self) -> tuple[str, ...]: ...
-
-    @property
-    def flowTransport(self) -> str: ...
-
-    @property
-    def flowHost(self) -> str: ...
-
-    @property
-    def flowPort(self) -> int: ...
 
 
 def _withoutTag(address: NameAddr) -> str:
@@ -240,7 +201,7 @@ def secureRequest(request: Request, source: Source) -> bool:
     )
 
 
-def checkRemoteCSeq(remoteCSeq: int | None, request: Request) -> int:
+def checkRemoteCSeq(remoteCSeq: int, request: Request) -> int:
     """
     Check the CSeq of a request inside a dialog (RFC 3261 section 12.2.2):
     one lower than the remote sequence number is out of order. A higher
@@ -248,15 +209,15 @@ def checkRemoteCSeq(remoteCSeq: int | None, request: Request) -> int:
     repetition and accepted (the server transaction has already absorbed
     true retransmissions).
 
-    @param remoteCSeq: the dialog's remote sequence number, or C{None}
-        when it is empty.
+    @param remoteCSeq: the dialog's remote sequence number, or
+        L{NO_CSEQ} when it is empty.
     @return: the request's CSeq number, the new remote sequence number.
     @raise OutOfOrder: 500 for a lower CSeq.
     """
     cseq = request.cseq
     if cseq is None:
         raise SIPError("Missing CSeq", 400)
-    if remoteCSeq is not None and cseq.number < remoteCSeq:
+    if cseq.number < remoteCSeq:
         raise OutOfOrder()
     return cseq.number
 
@@ -265,7 +226,7 @@ def _routeURI(route: str) -> URI:
     return parseNameAddr(route, "Route").uri
 
 
-def requestURIAndRoutes(dialog: DialogLike) -> tuple[URI, list[str]]:
+def requestURIAndRoutes(dialog: Dialog) -> tuple[URI, list[str]]:
     """
     The Request-URI and Route values of a request in C{dialog} (RFC 3261
     section 12.2.1.1): the remote target and the route set when the route
@@ -288,7 +249,7 @@ def requestURIAndRoutes(dialog: DialogLike) -> tuple[URI, list[str]]:
     return first, [*routeSet[1:], f"<{dialog.remoteTarget}>"]
 
 
-def nextHop(dialog: DialogLike) -> Target:
+def nextHop(dialog: Dialog) -> Target:
     """
     Where a request in C{dialog} goes (RFC 3261 section 8.1.2 and 12.2.1.1):
     the first URI of the route set, else the remote target; but back on the
@@ -356,7 +317,7 @@ def listeningContact(
 
 
 def buildRequest(
-    dialog: DialogLike,
+    dialog: Dialog,
     method: str,
     cseq: int,
     headers: Iterable[tuple[str, str]] = (),

@@ -16,7 +16,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Dialog"]
+__all__ = ["NO_CSEQ", "Dialog"]
+
+#: The remote sequence number of a dialog whose peer has sent no request
+#: in it yet (RFC 3261 section 12.1.2 leaves it empty): below every CSeq
+#: number, 0 included, so any request is in order.
+NO_CSEQ = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +49,8 @@ class Dialog:
     @ivar routeSet: the route set, as Route header values with all their
         parameters, in the order our requests carry them.
     @ivar remoteCSeq: the CSeq number of the peer's last request in the
-        dialog; 0 before it sent one (section 12.1.2 leaves it empty: no
-        CSeq is below 0, so any request is in order).
+        dialog; L{NO_CSEQ} before it sent one (section 12.1.2 leaves it
+        empty).
     @ivar flowTransport: the transport of the flow (C{"UDP"}, C{"TCP"},
         C{"TLS"}): the one the peer's request came on, or our first
         request went on.

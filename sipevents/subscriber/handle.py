@@ -112,6 +112,7 @@ from sipevents.sip.dialog import (
     nextHop,
     remoteTargetOf,
 )
+from sipevents.sip.dialogstate import NO_CSEQ, Dialog
 from sipevents.sip.headers import Event, SubscriptionState
 from sipevents.sip.message import Request, Response
 from sipevents.sip.routing import targetFromURI
@@ -136,7 +137,7 @@ if TYPE_CHECKING:
     from sipevents.events import Credentials
     from sipevents.subscriber.subscriber import Subscriber
 
-__all__ = ["ClientDialog", "Subscription", "SubscriptionOptions"]
+__all__ = ["Subscription", "SubscriptionOptions"]
 
 _S = SubscriberState
 _I = SubscriberInput
@@ -183,43 +184,6 @@ def _retryAfterOf(response: Response | None) -> float | None:
     if retryAfter is None:
         return None
     return float(retryAfter.seconds)
-
-
-@dataclass(frozen=True, slots=True)
-class ClientDialog:
-    """
-    The dialog of a subscription at the subscriber (RFC 3261 section
-    12.1.2, RFC 6665 section 4.4.1), which
-    L{sipevents.sip.dialog.buildRequest} and L{sipevents.sip.dialog.nextHop}
-    build and route the in-dialog SUBSCRIBEs from.
-
-    @ivar callId: the Call-ID of our SUBSCRIBE.
-    @ivar localTag: our From tag.
-    @ivar remoteTag: the notifier's tag (the 2xx's To tag, the NOTIFY's
-        From tag).
-    @ivar localUri: our From URI (no tag).
-    @ivar remoteUri: the URI we subscribed to, the To of our requests.
-    @ivar remoteTarget: the notifier's Contact URI.
-    @ivar routeSet: the route set, as Route header values.
-    @ivar remoteCSeq: the CSeq of the last NOTIFY, or C{None} before one.
-    @ivar secure: whether the dialog is SIPS.
-    @ivar flowTransport: the transport of the first SUBSCRIBE.
-    @ivar flowHost: where the first SUBSCRIBE went.
-    @ivar flowPort: likewise.
-    """
-
-    callId: str
-    localTag: str
-    remoteTag: str
-    localUri: str
-    remoteUri: str
-    remoteTarget: str
-    routeSet: tuple[str, ...]
-    remoteCSeq: int | None
-    secure: bool
-    flowTransport: str
-    flowHost: str
-    flowPort: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,8 +319,9 @@ class Subscription:
     @ivar notification: the latest L{Notification}, or C{None}.
     @ivar expiresAt: the clock's time the subscription ends unless
         refreshed, or C{None} before anything said.
-    @ivar dialog: the L{ClientDialog} of the current usage: C{None} until
-        its first NOTIFY or 2xx, and once it has ended.
+    @ivar dialog: the L{sipevents.sip.dialogstate.Dialog} of the current
+        usage: C{None} until its first NOTIFY or 2xx, and once it has
+        ended.
     @ivar forkOf: the main handle of a fork, else C{None}.
     @ivar forks: the live forks of a main handle.
     @ivar observer: the L{ISubscriptionObserver}.
@@ -386,7 +351,7 @@ class Subscription:
         self.state = SubscriberState.INIT
         self.notification: Notification | None = None
         self.expiresAt: float | None = None
-        self.dialog: ClientDialog | None = None
+        self.dialog: Dialog | None = None
         self.forkOf = forkOf
         self.forks: list[Subscription] = []
         self._options = options
@@ -941,7 +906,7 @@ class Subscription:
         remoteTarget = self._requestURI
         if contacts and isinstance(contacts[0].uri, SIPURI):
             remoteTarget = formatURI(contacts[0].uri)
-        self.dialog = self._newDialog(tag, remoteTarget, routes, None)
+        self.dialog = self._newDialog(tag, remoteTarget, routes, NO_CSEQ)
         self.subscriber._dialogStarted(self)
 
     def _newDialog(
@@ -949,8 +914,8 @@ class Subscription:
         remoteTag: str,
         remoteTarget: str,
         routeSet: tuple[str, ...],
-        remoteCSeq: int | None,
-    ) -> ClientDialog:
+        remoteCSeq: int,
+    ) -> Dialog:
         """
         This usage's dialog with the notifier that answered or NOTIFYed
         from C{remoteTag}, its flow that of the attempt's first SUBSCRIBE.
@@ -958,7 +923,7 @@ class Subscription:
         attempt = self._attempt
         assert attempt is not None
         first = attempt.target
-        return ClientDialog(
+        return Dialog(
             callId=attempt.callId,
             localTag=attempt.localTag,
             remoteTag=remoteTag,
@@ -967,7 +932,6 @@ class Subscription:
             remoteTarget=remoteTarget,
             routeSet=routeSet,
             remoteCSeq=remoteCSeq,
-            secure=attempt.secure,
             flowTransport=first.transport.upper(),
             flowHost=first.host,
             flowPort=first.port,
@@ -1153,10 +1117,10 @@ class Subscription:
         """
         now = self.subscriber.clock.seconds()
         cseq = request.cseq
-        remoteCSeq = cseq.number if cseq is not None else None
+        remoteCSeq = cseq.number if cseq is not None else NO_CSEQ
         dialog = self.dialog
         # The dialog's remote CSeq is set by NOTIFYs only.
-        first = dialog is None or dialog.remoteCSeq is None
+        first = dialog is None or dialog.remoteCSeq == NO_CSEQ
         if first:
             if contact is None:
                 contact = (

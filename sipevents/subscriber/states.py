@@ -54,6 +54,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from sipevents.errors import InvalidTransition, ParseError
+from sipevents.sip.dialog import SUBSCRIPTION_ENDING_CODES
 from sipevents.sip.message import Response
 
 __all__ = [
@@ -65,7 +66,6 @@ __all__ = [
     "NO_RETRY_REASONS",
     "REFRESH_MARGIN",
     "RETRIABLE_CODES",
-    "TERMINATING_REFRESH_CODES",
     "TIMERS",
     "TRANSITIONS",
     "SubscriberAction",
@@ -89,12 +89,6 @@ DEFAULT_EXPIRES = 3600
 #: The most seconds a refresh is sent before the expiry: Timer F with the
 #: default T1.
 REFRESH_MARGIN = 32.0
-
-#: Responses to a refresh that end the subscription (RFC 6665 section
-#: 4.1.2.2).
-TERMINATING_REFRESH_CODES = frozenset(
-    {404, 405, 410, 416, 480, 481, 482, 483, 484, 485, 489, 501, 604}
-)
 
 #: Responses to a re-subscription's SUBSCRIBE after which we try again
 #: later: the notifier is busy, restarting or unreachable, not refusing.
@@ -416,7 +410,8 @@ def refreshOutcome(code: int | None) -> tuple[bool, str | None]:
 
     @param code: the error status, or C{None} for no answer at all.
     @return: whether the usage is gone, and the reason to end it with:
-        for a code in L{TERMINATING_REFRESH_CODES}, C{deactivated} for 481
+        for a code in L{sipevents.sip.dialog.SUBSCRIPTION_ENDING_CODES},
+        C{deactivated} for 481
         (RFC 3265 section 3.1.4.2: re-subscribe) or C{rejected} for the
         others; for no answer, no reason (the re-subscription "times
         out"); for any other error, the subscription stays valid until it
@@ -424,7 +419,7 @@ def refreshOutcome(code: int | None) -> tuple[bool, str | None]:
     """
     if code is None:
         return True, None
-    if code in TERMINATING_REFRESH_CODES:
+    if code in SUBSCRIPTION_ENDING_CODES:
         return True, "deactivated" if code == 481 else "rejected"
     return False, None
 

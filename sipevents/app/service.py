@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
-from twisted.internet.interfaces import IListeningPort, IReactorTime
+from twisted.internet.interfaces import IListeningPort, IReactorCore, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -341,11 +341,10 @@ class SIPEventsService(MultiService):
         if self.tuneGC:
             # Once the reactor runs, so that what twistd builds after
             # starting the services is frozen too.
-            callWhenRunning = getattr(self.reactor, "callWhenRunning", None)
-            if callWhenRunning is None:
-                tuneGarbageCollector()
+            if IReactorCore.providedBy(self.reactor):
+                self.reactor.callWhenRunning(tuneGarbageCollector)
             else:
-                callWhenRunning(tuneGarbageCollector)
+                tuneGarbageCollector()
 
     def _restore(self) -> Deferred[int]:
         """

@@ -46,7 +46,11 @@ from sipevents.sip.parser import parseMessage
 from sipevents.sip.useragent import UserAgent
 from sipevents.store.memory import MemoryStore
 from sipevents.subscriber.subscriber import Subscriber
-from sipevents.testing.doubles import FakeSIPConnection, RecordingTransportLayer
+from sipevents.testing.doubles import (
+    FakeSIPConnection,
+    RecordingTransportLayer,
+    buildRequest,
+)
 
 __all__ = [
     "ConnectedPair",
@@ -261,6 +265,47 @@ class ConnectedPair:
         of L{target}), e.g. C{"sip:bob@127.0.0.1"}.
         """
         return f"sip:{user}@{self.notifierHost}"
+
+    def publish(
+        self,
+        body: bytes,
+        contentType: str,
+        user: str = "bob",
+        event: str = "presence",
+        etag: str | None = None,
+        expires: int | None = None,
+        headers: Iterable[tuple[str, str]] = (),
+    ) -> Deferred[Response]:
+        """
+        Send a PUBLISH (RFC 3903 section 4) for C{user}'s resource from the
+        subscriber's user agent, as a client that both watches and
+        publishes would, to the notifier's L{PublicationManager}. Call
+        L{pump} to deliver it.
+
+        @param etag: the entity-tag of the publication to refresh, modify
+            or remove (C{SIP-If-Match}), or C{None} for a new one.
+        @param expires: the Expires value, or C{None} for the package's
+            default.
+        @return: a L{Deferred} firing with the final response.
+        """
+        fields = [("Event", event)]
+        if etag is not None:
+            fields.append(("SIP-If-Match", etag))
+        if expires is not None:
+            fields.append(("Expires", str(expires)))
+        fields.extend(headers)
+        request = buildRequest(
+            "PUBLISH",
+            self.target(user),
+            via=False,
+            fromURI=f"sip:{user}@{self.notifierHost}",
+            toURI=f"sip:{user}@{self.notifierHost}",
+            headers=fields,
+            body=body,
+            contentType=contentType if body else None,
+        )
+        target = Target("UDP", self.notifierHost, self.notifierPort)
+        return self.subscriberAgent.sendRequest(request, target)
 
     def pump(self) -> int:
         """

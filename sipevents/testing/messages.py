@@ -342,6 +342,7 @@ def responseTo(
     headers: Iterable[tuple[str, str]] = (),
     body: bytes = b"",
     contentType: str | None = None,
+    parsed: bool = True,
 ) -> Response:
     """
     A response to C{request} (RFC 3261 section 8.2.6.2), parsed from its
@@ -351,6 +352,9 @@ def responseTo(
 
     @param reason: the reason phrase; the usual one for C{code} by default.
     @param toTag: the tag to add to To, or C{None} to leave To as it is.
+    @param parsed: C{False} to leave the response as built, for a request
+        the parser would refuse a response to (one without a Via yet, as
+        a UAC core builds it before the transport layer adds one).
     """
     fields: list[tuple[str, str]] = []
     if contact is not None:
@@ -358,6 +362,9 @@ def responseTo(
     fields.extend(headers)
     if contentType is not None:
         fields.append(("Content-Type", contentType))
-    response = reparse(makeResponse(request, code, reason, toTag, fields, body))
-    assert isinstance(response, Response)
-    return response
+    response = makeResponse(request, code, reason, toTag, fields, body)
+    if not parsed:
+        return response
+    again = reparse(response)
+    assert isinstance(again, Response)
+    return again

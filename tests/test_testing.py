@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
 
 from sipevents.events import SubscriptionTimedOut
+from sipevents.interfaces import INotifier, ISubscriber
 from sipevents.packages.presence import PIDF_TYPE
 from sipevents.sip.message import Message, Request, Response
 from sipevents.sip.uri import formatURI
@@ -18,6 +20,7 @@ from sipevents.testing import (
     RESOURCE,
     WATCHER,
     ConnectedPair,
+    Transmission,
     connectedPair,
     notifyRequest,
     optionsRequest,
@@ -362,3 +365,57 @@ class ConnectedPairTests(SynchronousTestCase):
         pair.pump()
         failure = self.failureResultOf(active)
         self.assertEqual(failure.value.code, 489)
+
+    def test_interfaces(self) -> None:
+        """
+        The pair's ends are the real notifier and subscriber.
+        """
+        self.assertTrue(verifyObject(INotifier, self.pair.notifier))
+        self.assertTrue(verifyObject(ISubscriber, self.pair.subscriber))
+
+    def test_rfc3903_4_publish(self) -> None:
+        """
+        L{ConnectedPair.publish} sends a PUBLISH over the wire to the
+        publication manager; its state reaches the watcher on the clock.
+        """
+        pair = self.pair
+        subscription = pair.subscriber.subscribe(pair.target("carol"), "presence")
+        pair.pump()
+        body = (
+            b'<?xml version="1.0"?><presence xmlns="urn:ietf:params:xml:ns:pidf"'
+            b' entity="sip:carol@127.0.0.1"><tuple id="p"><status><basic>closed'
+            b"</basic></status></tuple></presence>"
+        )
+        published = pair.publish(body, PIDF_TYPE, user="carol", expires=60)
+        self.assertNoResult(published)
+        pair.pump()
+        response = self.successResultOf(published)
+        self.assertEqual((response.code, response.expires), (200, 60))
+        [publish] = pair.messages("PUBLISH")
+        assert isinstance(publish, Request)
+        self.assertEqual(formatURI(publish.uri), pair.target("carol"))
+        self.assertEqual(publish.headers.get("Event"), "presence")
+        pair.advance(5)
+        notification = subscription.notification
+        assert notification is not None
+        self.assertIn(b"<basic>closed</basic>", notification.body)
+
+    def test_unparsable(self) -> None:
+        """
+        Bytes the receiver cannot parse go to its C{parseErrorReceived},
+        and are kept apart.
+        """
+        pair = self.pair
+        errors: list[object] = []
+        self.patch(
+            pair.notifierAgent,
+            "parseErrorReceived",
+            lambda error, source: errors.append(error),
+        )
+        layer = pair.subscriberAgent.transportLayer
+        bad = Transmission("subscriber", "notifier", b"NOT SIP\r\n\r\n", 0.0)
+        pair.wire.queue.append((layer, bad))  # type: ignore[arg-type]
+        self.assertEqual(pair.pump(), 0)
+        self.assertEqual(len(errors), 1)
+        self.assertEqual(pair.wire.unparsable, [bad])
+        self.assertEqual(pair.wire.transmissions, [])

@@ -121,6 +121,9 @@ class MemoryWire:
     @ivar queue: what was sent and not delivered yet.
     @ivar transmissions: every message delivered, in order.
     @ivar dropped: every message L{drop} discarded, in order.
+    @ivar unparsable: every message the receiver could not parse, in
+        order: handed to its C{parseErrorReceived}, as a transport layer
+        reports one (without the 400 a transport layer may answer).
     """
 
     def __init__(self, clock: Clock) -> None:
@@ -128,6 +131,7 @@ class MemoryWire:
         self.queue: list[tuple[WireTransportLayer, Transmission]] = []
         self.transmissions: list[Transmission] = []
         self.dropped: list[Transmission] = []
+        self.unparsable: list[Transmission] = []
         self._ends: dict[str, tuple[UserAgent, WireTransportLayer]] = {}
         self._drop: Callable[[Message], bool] | None = None
 
@@ -182,6 +186,7 @@ class MemoryWire:
             try:
                 message = parseMessage(transmission.data)
             except ParseError as error:
+                self.unparsable.append(transmission)
                 receiverAgent.parseErrorReceived(error, source)
                 continue
             if self._drop is not None and self._drop(message):
@@ -328,10 +333,10 @@ class ConnectedPair:
         delivered = self.pump()
         while True:
             due = [call.getTime() for call in self.clock.getDelayedCalls()]
-            next = min((when for when in due if when <= end), default=None)
-            if next is None:
+            nextTime = min((when for when in due if when <= end), default=None)
+            if nextTime is None:
                 break
-            self.clock.advance(max(0.0, next - self.clock.seconds()))
+            self.clock.advance(max(0.0, nextTime - self.clock.seconds()))
             delivered += self.pump()
         self.clock.advance(max(0.0, end - self.clock.seconds()))
         return delivered + self.pump()

@@ -119,6 +119,9 @@ class FactoryTests(SynchronousTestCase):
         via = notify.topVia
         assert via is not None
         self.assertEqual(via.sentBy, "127.0.0.1:5060")
+        untagged = notifyRequest(subscribe, toTag="").toAddr
+        assert untagged is not None
+        self.assertIsNone(untagged.tag)
 
     def test_rfc3903_4_publish(self) -> None:
         """

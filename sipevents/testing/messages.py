@@ -238,7 +238,8 @@ def notifyRequest(
         (the watcher's remote target, RFC 3261 section 12.1.1).
     @param fromURI: the notifier's URI; the SUBSCRIBE's To URI by default.
     @param fromTag: the notifier's tag.
-    @param toTag: the watcher's tag; the SUBSCRIBE's From tag by default.
+    @param toTag: the watcher's tag; the SUBSCRIBE's From tag by default,
+        C{""} for none (a NOTIFY outside any dialog).
     @param callId: the Call-ID; the SUBSCRIBE's by default.
     @param event: the Event value; the SUBSCRIBE's by default.
     @see: L{sipRequest} for the other parameters.
@@ -262,7 +263,7 @@ def notifyRequest(
         fromURI=fromURI or formatURI(toAddr.uri),
         fromTag=fromTag,
         toURI=formatURI(fromAddr.uri),
-        toTag=fromAddr.tag if toTag is None else toTag,
+        toTag=fromAddr.tag if toTag is None else (toTag or None),
         callId=callId or subscribe.callId or "",
         cseq=cseq,
         contact=contact,

@@ -21,7 +21,7 @@ from sipevents.sip.digest import (
     verifyAuthorization,
 )
 from sipevents.sip.message import Request, Response
-from sipevents.testing import buildRequest, buildResponse
+from sipevents.testing import responseTo, subscribeRequest
 
 # RFC 2617 section 3.5.
 RFC2617_CHALLENGE = (
@@ -70,14 +70,11 @@ def challenge(
 
 
 def subscribe() -> Request:
-    return buildRequest(
-        "SUBSCRIBE",
+    return subscribeRequest(
         "sip:alice@127.0.0.1:5070",
-        callId="call-1@127.0.0.1",
         fromTag="ft",
         cseq=7,
         contact="<sip:127.0.0.1:5071>",
-        headers=[("Event", "presence"), ("Expires", "600")],
         body=b"filter",
         contentType="text/plain",
     )
@@ -85,8 +82,13 @@ def subscribe() -> Request:
 
 def challenged(code: int, *values: str, request: Request | None = None) -> Response:
     header = "WWW-Authenticate" if code == 401 else "Proxy-Authenticate"
-    return buildResponse(
-        request or subscribe(), code, headers=[(header, v) for v in values]
+    # Not parsed: the requests authorize() returns have no Via yet.
+    return responseTo(
+        request or subscribe(),
+        code,
+        toTag="nt1",
+        headers=[(header, v) for v in values],
+        parsed=False,
     )
 
 
@@ -658,7 +660,7 @@ class AuthorizeTests(SynchronousTestCase):
         self.assertIsNone(
             authorize(
                 subscribe(),
-                buildResponse(
+                responseTo(
                     subscribe(), 403, headers=[("WWW-Authenticate", 'Digest realm="r"')]
                 ),
                 credentials,
@@ -679,7 +681,7 @@ class AuthorizeTests(SynchronousTestCase):
         self.assertIsNone(
             authorize(
                 subscribe(),
-                buildResponse(
+                responseTo(
                     subscribe(),
                     401,
                     headers=[("Proxy-Authenticate", 'Digest realm="r", nonce="n"')],

@@ -19,6 +19,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from sipevents import testing
 from sipevents.errors import BadEvent, SIPError
 from sipevents.interfaces import (
     IEventPackage,
@@ -34,11 +35,11 @@ from sipevents.packages.presence import PIDF_TYPE, PresencePackage
 from sipevents.records import ACTIVE, PENDING, SubscriptionRecord
 from sipevents.sip.addresses import Source, Target
 from sipevents.sip.dialog import SUBSCRIPTION_ENDING_CODES
-from sipevents.sip.message import Request, Response, makeResponse
+from sipevents.sip.message import Request, Response
 from sipevents.sip.parser import parseMessage
 from sipevents.sip.useragent import UserAgent
 from sipevents.store.memory import MemoryStore
-from sipevents.testing import FakeSIPConnection, RecordingTransportLayer
+from sipevents.testing import FakeSIPConnection, RecordingTransportLayer, responseTo
 
 #: The event package of most tests.
 PKG = "test-state"
@@ -92,54 +93,13 @@ class TextPackage:
 
 
 def subscribeRequest(
-    uri: str = BOB,
-    *,
-    event: str | None = PKG,
-    expires: int | None = 600,
-    callId: str = "call-1@127.0.0.1",
-    fromTag: str = "ft1",
-    toTag: str | None = None,
-    cseq: int = 1,
-    branch: str | None = None,
-    contact: str | None = "<sip:alice@127.0.0.1:5070>",
-    accept: str | None = None,
-    headers: Iterable[tuple[str, str]] = (),
-    transport: str = "UDP",
-    sentBy: str = "127.0.0.1:5070",
-    toURI: str = BOB,
+    uri: str = BOB, *, event: str | None = PKG, toURI: str = BOB, **kwargs: Any
 ) -> Request:
     """
-    Parse a SUBSCRIBE built from the arguments, as the transport would hand
-    it over.
+    L{sipevents.testing.subscribeRequest} for L{TextPackage}, To the
+    resource whatever the Request-URI.
     """
-    global _branches
-    _branches += 1
-    to = f"<{toURI}>" + (f";tag={toTag}" if toTag else "")
-    lines = [
-        f"SUBSCRIBE {uri} SIP/2.0",
-        f"Via: SIP/2.0/{transport} {sentBy};branch={branch or f'z9hG4bK-{_branches}'}",
-        "Max-Forwards: 70",
-        f"From: <sip:alice@127.0.0.1>;tag={fromTag}",
-        f"To: {to}",
-        f"Call-ID: {callId}",
-        f"CSeq: {cseq} SUBSCRIBE",
-    ]
-    if event is not None:
-        lines.append(f"Event: {event}")
-    if expires is not None:
-        lines.append(f"Expires: {expires}")
-    if contact is not None:
-        lines.append(f"Contact: {contact}")
-    if accept is not None:
-        lines.append(f"Accept: {accept}")
-    lines.extend(f"{name}: {value}" for name, value in headers)
-    lines.append("Content-Length: 0")
-    message = parseMessage(("\r\n".join(lines) + "\r\n\r\n").encode())
-    assert isinstance(message, Request)
-    return message
-
-
-_branches = 0
+    return testing.subscribeRequest(uri, event=event, toURI=toURI, **kwargs)
 
 
 class NotifierMixin:
@@ -218,9 +178,7 @@ class NotifierMixin:
         """
         Answer C{notify} as the subscriber would.
         """
-        self.ua.messageReceived(
-            makeResponse(notify, code, headers=headers), self.source
-        )
+        self.ua.messageReceived(responseTo(notify, code, headers=headers), self.source)
 
     def answerAll(self, code: int = 200) -> None:
         """
@@ -1660,12 +1618,12 @@ class WireTests(SynchronousTestCase):
         via = notify.topVia
         assert via is not None
         self.assertEqual(via.sentBy, "127.0.0.1:5060")
-        protocol.datagramReceived(makeResponse(notify, 200).toBytes(), peer)
+        protocol.datagramReceived(responseTo(notify, 200).toBytes(), peer)
         self.successResultOf(self.notifier.setState(PKG, BOB, "text/plain", b"hello"))
         changed = self.parsed(port.written[-1][0])
         assert isinstance(changed, Request)
         self.assertEqual(changed.body, b"hello")
-        protocol.datagramReceived(makeResponse(changed, 200).toBytes(), peer)
+        protocol.datagramReceived(responseTo(changed, 200).toBytes(), peer)
         toAddr = ok.toAddr
         assert toAddr is not None
         protocol.datagramReceived(
@@ -1678,7 +1636,7 @@ class WireTests(SynchronousTestCase):
         assert isinstance(ok2, Response) and isinstance(final, Request)
         self.assertEqual((ok2.code, ok2.headers.get("Expires")), (200, "0"))
         self.assertEqual(substate(final), "terminated;reason=timeout")
-        protocol.datagramReceived(makeResponse(final, 200).toBytes(), peer)
+        protocol.datagramReceived(responseTo(final, 200).toBytes(), peer)
         self.assertEqual(self.store.allSubscriptions(), [])
         self.reactor.advance(64)
         # Nothing was retransmitted: every NOTIFY was answered.

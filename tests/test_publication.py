@@ -41,7 +41,11 @@ from sipevents.sip.addresses import Source
 from sipevents.sip.message import Response
 from sipevents.sip.useragent import UserAgent
 from sipevents.store.memory import MemoryStore
-from sipevents.testing import FakeSIPConnection, RecordingTransportLayer, buildRequest
+from sipevents.testing import (
+    FakeSIPConnection,
+    RecordingTransportLayer,
+    publishRequest,
+)
 from tests.test_presence import BILLION_LAUGHS, EXTERNAL_ENTITY, pidf, tuple_
 
 RESOURCE = "sip:bob@127.0.0.1"
@@ -168,18 +172,12 @@ class PublicationTestsMixin:
         Deliver a PUBLISH and return the responses sent so far to any
         request.
         """
-        fields: list[tuple[str, str]] = []
-        if event is not None:
-            fields.append(("Event", event))
-        if etag is not None:
-            fields.append(("SIP-If-Match", etag))
-        if expires is not None:
-            fields.append(("Expires", str(expires)))
-        fields.extend(headers)
-        request = buildRequest(
-            "PUBLISH",
+        request = publishRequest(
             uri,
-            headers=fields,
+            event=event,
+            etag=etag,
+            expires=expires,
+            headers=headers,
             body=body,
             contentType=contentType if body else None,
         )
@@ -1083,11 +1081,7 @@ class RestartTests(SynchronousTestCase):
         self.manager.start()
         ua = UserAgent(self.clock, RecordingTransportLayer(), TimerConfig())
         self.manager.install(ua)
-        request = buildRequest(
-            "PUBLISH",
-            RESOURCE,
-            headers=[("Event", "presence"), ("SIP-If-Match", "live")],
-        )
+        request = publishRequest(RESOURCE, event="presence", etag="live")
         ua.messageReceived(request, Source(FakeSIPConnection(), "127.0.0.1", 5070))
         transportLayer = ua.transportLayer
         assert isinstance(transportLayer, RecordingTransportLayer)

@@ -36,7 +36,12 @@ from sipevents.sip.message import Request, Response
 from sipevents.sip.parser import StreamParser, parseMessage
 from sipevents.store.memory import MemoryStore
 from sipevents.store.sqlite import SQLiteStore
-from sipevents.testing import MemoryDatagramTransport, MemoryUDPReactor
+from sipevents.testing import (
+    MemoryDatagramTransport,
+    MemoryUDPReactor,
+    responseTo,
+    sipRequest,
+)
 from tests.test_client import NotifierMixin
 
 UDP = "udp:5060:interface=127.0.0.1"
@@ -74,40 +79,42 @@ def request(
     contentType: str | None = None,
 ) -> bytes:
     """
-    A request from a watcher or publisher at 127.0.0.1:C{port}, as bytes.
+    A request from a watcher or publisher at 127.0.0.1:C{port}, as bytes
+    (L{sipRequest}); its branch follows from the method, CSeq and Call-ID,
+    so that sending it twice is a retransmission.
     """
-    lines = [
-        f"{method} {uri or f'sip:{user}@127.0.0.1:5060'} SIP/2.0",
-        f"Via: SIP/2.0/{transport} 127.0.0.1:{port};"
-        f"branch=z9hG4bK{method}{cseq}x{callId.split('@')[0]};rport",
-        "Max-Forwards: 70",
-        f"From: <sip:watcher@127.0.0.1>;tag={fromTag}",
-        f"To: <sip:{user}@127.0.0.1>" + (f";tag={toTag}" if toTag else ""),
-        f"Call-ID: {callId}",
-        f"CSeq: {cseq} {method}",
-        f"Contact: <sip:watcher@127.0.0.1:{port}"
-        + (";transport=tcp>" if transport == "TCP" else ">"),
-    ]
+    fields: list[tuple[str, str]] = []
     if event is not None:
-        lines.append(f"Event: {event}")
+        fields.append(("Event", event))
     if expires is not None:
-        lines.append(f"Expires: {expires}")
-    lines.extend(f"{name}: {value}" for name, value in headers)
-    if contentType is not None:
-        lines.append(f"Content-Type: {contentType}")
-    lines.append(f"Content-Length: {len(body)}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+        fields.append(("Expires", str(expires)))
+    fields.extend(headers)
+    tcp = ";transport=tcp" if transport == "TCP" else ""
+    return sipRequest(
+        method,
+        uri or f"sip:{user}@127.0.0.1:5060",
+        branch=f"z9hG4bK{method}{cseq}x{callId.split('@')[0]}",
+        sentBy=f"127.0.0.1:{port}",
+        transport=transport,
+        rport=True,
+        fromURI="sip:watcher@127.0.0.1",
+        fromTag=fromTag,
+        toURI=f"sip:{user}@127.0.0.1",
+        toTag=toTag,
+        callId=callId,
+        cseq=cseq,
+        contact=f"<sip:watcher@127.0.0.1:{port}{tcp}>",
+        headers=fields,
+        body=body,
+        contentType=contentType,
+    ).toBytes()
 
 
 def okFor(notify: Request) -> bytes:
     """
     The 200 a watcher answers a NOTIFY with (RFC 3261 section 8.2.6.2).
     """
-    lines = ["SIP/2.0 200 OK"]
-    for name in ("Via", "From", "To", "Call-ID", "CSeq"):
-        lines.extend(f"{name}: {value}" for value in notify.headers.getAll(name))
-    lines.append("Content-Length: 0")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+    return responseTo(notify, 200).toBytes()
 
 
 def record(

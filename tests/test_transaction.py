@@ -41,43 +41,27 @@ from sipevents.sip.transaction import (
     ServerTransaction,
     TransactionManager,
 )
-from sipevents.sip.uri import parseURI
+from sipevents.testing import sipRequest
 
 
 def makeRequest(
     method: str = "SUBSCRIBE",
     *,
     branch: str | None = "z9hG4bKtest1",
-    sentBy: str = "127.0.0.1:5070",
-    transport: str = "UDP",
     uri: str = "sip:alice@127.0.0.1",
-    fromTag: str = "from1",
-    toTag: str | None = None,
-    callId: str = "call1@127.0.0.1",
-    cseq: int = 1,
-    cseqMethod: str | None = None,
-    viaParams: tuple[str, ...] = (),
+    **kwargs: Any,
 ) -> Request:
     """
-    Build a request as a peer at 127.0.0.1 would send it.
+    L{sipRequest} as a peer at 127.0.0.1 would send it (C{branch=None}
+    for none), built without the parser, which would refuse the requests
+    that test matching on a CSeq method of their own.
     """
-    via = f"SIP/2.0/{transport} {sentBy}"
-    if branch is not None:
-        via += f";branch={branch}"
-    for param in viaParams:
-        via += f";{param}"
-    to = "<sip:alice@127.0.0.1>" + (f";tag={toTag}" if toTag else "")
-    return Request(
-        method,
-        parseURI(uri),
-        [
-            ("Via", via),
-            ("Max-Forwards", "70"),
-            ("From", f"<sip:bob@127.0.0.1>;tag={fromTag}"),
-            ("To", to),
-            ("Call-ID", callId),
-            ("CSeq", f"{cseq} {cseqMethod or method}"),
-        ],
+    kwargs.setdefault("fromURI", "sip:bob@127.0.0.1")
+    kwargs.setdefault("fromTag", "from1")
+    kwargs.setdefault("toURI", "sip:alice@127.0.0.1")
+    kwargs.setdefault("callId", "call1@127.0.0.1")
+    return sipRequest(
+        method, uri, branch="" if branch is None else branch, parsed=False, **kwargs
     )
 
 

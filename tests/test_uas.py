@@ -6,7 +6,7 @@ Tests for L{sipevents.sip.useragent}: the user agent core (RFC 3261 section 8.2,
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
@@ -42,45 +42,25 @@ from sipevents.testing import (
     MemoryUDPReactor,
     RecordingTransportLayer,
     connectStream,
+    sipRequest,
 )
 
 TIMERS = TimerConfig()
 
 
-def buildRequest(
+def uacRequest(
     method: str = "OPTIONS",
     uri: str = "sip:uas@127.0.0.1",
     branch: str = "z9hG4bK-1",
-    toTag: str | None = None,
-    fromTag: str = "ft1",
-    callId: str = "call-1@127.0.0.1",
-    cseq: int = 1,
-    cseqMethod: str | None = None,
-    headers: Iterable[tuple[str, str]] = (),
-    body: bytes = b"",
-    sentBy: str = "127.0.0.1:5070",
-    transport: str = "UDP",
+    **kwargs: Any,
 ) -> Request:
     """
-    Parse a request built from the arguments, as the transport would hand
-    it over.
+    L{sipRequest} from the UAC C{sip:uac@127.0.0.1} to the UAS of these
+    tests, in one transaction unless C{branch} says otherwise.
     """
-    to = "<sip:uas@127.0.0.1>" + (f";tag={toTag}" if toTag else "")
-    lines = [
-        f"{method} {uri} SIP/2.0",
-        f"Via: SIP/2.0/{transport} {sentBy};branch={branch}",
-        "Max-Forwards: 70",
-        f"From: <sip:uac@127.0.0.1>;tag={fromTag}",
-        f"To: {to}",
-        f"Call-ID: {callId}",
-        f"CSeq: {cseq} {cseqMethod or method}",
-    ]
-    lines.extend(f"{name}: {value}" for name, value in headers)
-    lines.append(f"Content-Length: {len(body)}")
-    data = ("\r\n".join(lines) + "\r\n\r\n").encode() + body
-    message = parseMessage(data)
-    assert isinstance(message, Request)
-    return message
+    kwargs.setdefault("fromURI", "sip:uac@127.0.0.1")
+    kwargs.setdefault("toURI", "sip:uas@127.0.0.1")
+    return sipRequest(method, uri, branch=branch, **kwargs)
 
 
 class UserAgentTestsMixin:
@@ -158,7 +138,7 @@ class InterfaceTests(UserAgentTestsMixin, SynchronousTestCase):
             contexts.append(context)
 
         self.ua.registerMethod("MESSAGE", FunctionHandler(handle))
-        self.receive(buildRequest("MESSAGE"))
+        self.receive(uacRequest("MESSAGE"))
         transaction = contexts[0].transaction  # type: ignore[attr-defined]
         self.assertTrue(verifyObject(IRetransmittingSender, transaction._send))
 
@@ -181,7 +161,7 @@ class InterfaceTests(UserAgentTestsMixin, SynchronousTestCase):
             context.respond(200)
 
         self.ua.registerMethod("MESSAGE", FunctionHandler(handle))
-        self.receive(buildRequest("MESSAGE"))
+        self.receive(uacRequest("MESSAGE"))
         self.assertTrue(verifyObject(IRequestContext, contexts[0]))
         self.assertIs(contexts[0].userAgent, self.ua)
         self.assertEqual(contexts[0].source, self.source)
@@ -201,7 +181,7 @@ class OptionsTests(UserAgentTestsMixin, SynchronousTestCase):
         section 20.1), and neither Allow-Events nor Supported while there is
         nothing to list.
         """
-        response = self.answer(buildRequest())
+        response = self.answer(uacRequest())
         self.assertEqual(response.code, 200)
         self.assertEqual(response.reason, "OK")
         self.assertEqual(response.allow, ["OPTIONS"])
@@ -215,7 +195,7 @@ class OptionsTests(UserAgentTestsMixin, SynchronousTestCase):
         and adds a To tag (RFC 3261 section 8.2.6.2), and names us in a
         Server header (section 20.35).
         """
-        request = buildRequest()
+        request = uacRequest()
         response = self.answer(request)
         for name in ("Via", "From", "Call-ID", "CSeq"):
             self.assertEqual(response.headers.get(name), request.headers.get(name))
@@ -231,8 +211,8 @@ class OptionsTests(UserAgentTestsMixin, SynchronousTestCase):
         Different requests get different To tags of at least 32 random bits
         (RFC 3261 section 19.3).
         """
-        first = self.answer(buildRequest(branch="z9hG4bK-a", callId="a"))
-        second = self.answer(buildRequest(branch="z9hG4bK-b", callId="b"))
+        first = self.answer(uacRequest(branch="z9hG4bK-a", callId="a"))
+        second = self.answer(uacRequest(branch="z9hG4bK-b", callId="b"))
         assert first.toAddr is not None and second.toAddr is not None
         self.assertNotEqual(first.toAddr.tag, second.toAddr.tag)
         self.assertGreaterEqual(len(first.toAddr.tag or ""), 8)
@@ -242,7 +222,7 @@ class OptionsTests(UserAgentTestsMixin, SynchronousTestCase):
         When the request's To has a tag, the response's To equals it
         (RFC 3261 section 8.2.6.2).
         """
-        request = buildRequest(toTag="remote1")
+        request = uacRequest(toTag="remote1")
         response = self.answer(request)
         self.assertEqual(response.headers.get("To"), request.headers.get("To"))
 
@@ -263,7 +243,7 @@ class OptionsTests(UserAgentTestsMixin, SynchronousTestCase):
         )
         self.ua.eventTypes = lambda: ["presence", "message-summary"]
         self.ua.registerExtension("eventlist")
-        response = self.answer(buildRequest())
+        response = self.answer(uacRequest())
         self.assertEqual(response.allow, ["OPTIONS", "SUBSCRIBE", "PUBLISH"])
         self.assertEqual(
             response.headers.get("Accept"), "application/pidf+xml, text/plain"
@@ -277,14 +257,14 @@ class OptionsTests(UserAgentTestsMixin, SynchronousTestCase):
         so an application can replace it.
         """
         self.ua.registerMethod("OPTIONS", FunctionHandler(lambda r, c: c.respond(486)))
-        self.assertEqual(self.answer(buildRequest()).code, 486)
+        self.assertEqual(self.answer(uacRequest()).code, 486)
 
     def test_rfc3261_8_2_maxForwardsZeroAnswered(self) -> None:
         """
         Max-Forwards: 0 concerns proxies (RFC 3261 section 16.3): a UAS
         answers OPTIONS normally (RFC 3261 section 11).
         """
-        request = buildRequest()
+        request = uacRequest()
         request.headers.set("Max-Forwards", "0")
         self.assertEqual(self.answer(request).code, 200)
 
@@ -307,8 +287,8 @@ class TransactionTests(UserAgentTestsMixin, SynchronousTestCase):
             return makeResponse(request, 200, toTag=context.toTag)
 
         self.ua.registerMethod("OPTIONS", FunctionHandler(handle))
-        self.receive(buildRequest())
-        self.receive(buildRequest())
+        self.receive(uacRequest())
+        self.receive(uacRequest())
         responses = self.responses()
         self.assertEqual(len(calls), 1)
         self.assertEqual(len(responses), 2)
@@ -320,7 +300,7 @@ class TransactionTests(UserAgentTestsMixin, SynchronousTestCase):
         transaction: over UDP the 405 is retransmitted on Timer G (T1, then
         doubling, RFC 3261 section 17.2.1) until the ACK, which is absorbed.
         """
-        invite = buildRequest("INVITE", branch="z9hG4bK-inv")
+        invite = uacRequest("INVITE", branch="z9hG4bK-inv")
         self.receive(invite)
         self.assertEqual(len(self.responses()), 1)
         first = self.lastResponse()
@@ -332,7 +312,7 @@ class TransactionTests(UserAgentTestsMixin, SynchronousTestCase):
         self.assertEqual(len(self.responses()), 3)
         self.assertEqual(self.lastResponse().toBytes(), first.toBytes())
         assert first.toAddr is not None
-        ack = buildRequest("ACK", branch="z9hG4bK-inv", toTag=first.toAddr.tag)
+        ack = uacRequest("ACK", branch="z9hG4bK-inv", toTag=first.toAddr.tag)
         self.receive(ack)
         self.clock.advance(60)
         self.assertEqual(len(self.responses()), 3)
@@ -343,7 +323,7 @@ class TransactionTests(UserAgentTestsMixin, SynchronousTestCase):
         (64*T1, RFC 3261 section 17.2.1); an ACK arriving later matches no
         transaction and is dropped.
         """
-        invite = buildRequest("INVITE", branch="z9hG4bK-h")
+        invite = uacRequest("INVITE", branch="z9hG4bK-h")
         first = self.answer(invite)
         self.clock.pump([TIMERS.T2] * int(TIMERS.timerH / TIMERS.T2 + 2))
         count = len(self.responses())
@@ -352,9 +332,7 @@ class TransactionTests(UserAgentTestsMixin, SynchronousTestCase):
         self.assertEqual(len(self.responses()), count)
         assert first.toAddr is not None
         with capturedLogs() as events:
-            self.receive(
-                buildRequest("ACK", branch="z9hG4bK-h", toTag=first.toAddr.tag)
-            )
+            self.receive(uacRequest("ACK", branch="z9hG4bK-h", toTag=first.toAddr.tag))
         self.assertEqual(len(self.responses()), count)
         self.assertTrue(
             any("ACK matching no transaction" in e["log_format"] for e in events)
@@ -366,7 +344,7 @@ class TransactionTests(UserAgentTestsMixin, SynchronousTestCase):
         (RFC 3261 section 17.2.1: Timer G only for unreliable transports).
         """
         source = Source(self.tcp, "127.0.0.1", 5070)
-        self.receive(buildRequest("INVITE", transport="TCP"), source)
+        self.receive(uacRequest("INVITE", transport="TCP"), source)
         self.clock.advance(60)
         self.assertEqual([r.code for r in self.responses()], [405])
 
@@ -376,7 +354,7 @@ class TransactionTests(UserAgentTestsMixin, SynchronousTestCase):
         never answered (RFC 3261 section 17.2.3).
         """
         with capturedLogs() as events:
-            self.receive(buildRequest("ACK", branch="z9hG4bK-none", toTag="x"))
+            self.receive(uacRequest("ACK", branch="z9hG4bK-none", toTag="x"))
         self.assertEqual(self.responses(), [])
         self.assertTrue(
             any("ACK matching no transaction" in e["log_format"] for e in events)
@@ -392,7 +370,7 @@ class CancelTests(UserAgentTestsMixin, SynchronousTestCase):
         """
         A CANCEL that matches no transaction is answered 481.
         """
-        response = self.answer(buildRequest("CANCEL", branch="z9hG4bK-gone"))
+        response = self.answer(uacRequest("CANCEL", branch="z9hG4bK-gone"))
         self.assertEqual(response.code, 481)
 
     def test_rfc3261_9_2_cancelOfInvite200(self) -> None:
@@ -401,8 +379,8 @@ class CancelTests(UserAgentTestsMixin, SynchronousTestCase):
         the To tag of the responses to the INVITE; the INVITE already had
         its final 405, so there is no 487.
         """
-        inviteResponse = self.answer(buildRequest("INVITE", branch="z9hG4bK-c"))
-        cancelResponse = self.answer(buildRequest("CANCEL", branch="z9hG4bK-c"))
+        inviteResponse = self.answer(uacRequest("INVITE", branch="z9hG4bK-c"))
+        cancelResponse = self.answer(uacRequest("CANCEL", branch="z9hG4bK-c"))
         self.assertEqual(cancelResponse.code, 200)
         assert inviteResponse.toAddr is not None
         assert cancelResponse.toAddr is not None
@@ -415,9 +393,7 @@ class CancelTests(UserAgentTestsMixin, SynchronousTestCase):
         """
         Require in a CANCEL is ignored (RFC 3261 section 8.2.2.3).
         """
-        request = buildRequest(
-            "CANCEL", branch="z9hG4bK-r", headers=[("Require", "foo")]
-        )
+        request = uacRequest("CANCEL", branch="z9hG4bK-r", headers=[("Require", "foo")])
         self.assertEqual(self.answer(request).code, 481)
 
     def test_rfc3261_17_2_3_cancelRetransmission(self) -> None:
@@ -425,8 +401,8 @@ class CancelTests(UserAgentTestsMixin, SynchronousTestCase):
         A retransmitted CANCEL gets the same answer from its own server
         transaction.
         """
-        first = self.answer(buildRequest("CANCEL", branch="z9hG4bK-cr"))
-        second = self.answer(buildRequest("CANCEL", branch="z9hG4bK-cr"))
+        first = self.answer(uacRequest("CANCEL", branch="z9hG4bK-cr"))
+        second = self.answer(uacRequest("CANCEL", branch="z9hG4bK-cr"))
         self.assertEqual(first.toBytes(), second.toBytes())
 
 
@@ -440,7 +416,7 @@ class MethodInspectionTests(UserAgentTestsMixin, SynchronousTestCase):
         A method we do not know is answered 501 with Allow (RFC 3261
         section 21.5.2).
         """
-        response = self.answer(buildRequest("FOOBAR"))
+        response = self.answer(uacRequest("FOOBAR"))
         self.assertEqual(response.code, 501)
         self.assertEqual(response.allow, ["OPTIONS"])
 
@@ -465,7 +441,7 @@ class MethodInspectionTests(UserAgentTestsMixin, SynchronousTestCase):
                 "NOTIFY",
             ]
         ):
-            response = self.answer(buildRequest(method, branch=f"z9hG4bK-m{number}"))
+            response = self.answer(uacRequest(method, branch=f"z9hG4bK-m{number}"))
             self.assertEqual((method, response.code), (method, 405))
             self.assertEqual(response.allow, ["OPTIONS", "SUBSCRIBE"])
 
@@ -474,7 +450,7 @@ class MethodInspectionTests(UserAgentTestsMixin, SynchronousTestCase):
         Methods are case-sensitive (RFC 3261 section 7.1): C{options} is not
         OPTIONS but an unknown method.
         """
-        self.assertEqual(self.answer(buildRequest("options")).code, 501)
+        self.assertEqual(self.answer(uacRequest("options")).code, 501)
 
     def test_rfc3261_8_2_1_registeredMethodDispatched(self) -> None:
         """
@@ -484,9 +460,9 @@ class MethodInspectionTests(UserAgentTestsMixin, SynchronousTestCase):
         self.ua.registerMethod(
             "SUBSCRIBE", FunctionHandler(lambda r, c: c.respond(202))
         )
-        self.assertEqual(self.answer(buildRequest("SUBSCRIBE")).code, 202)
+        self.assertEqual(self.answer(uacRequest("SUBSCRIBE")).code, 202)
         self.ua.unregisterMethod("SUBSCRIBE")
-        response = self.answer(buildRequest("SUBSCRIBE", branch="z9hG4bK-2", cseq=2))
+        response = self.answer(uacRequest("SUBSCRIBE", branch="z9hG4bK-2", cseq=2))
         self.assertEqual(response.code, 405)
 
     def test_coreMethodsNotRegistrable(self) -> None:
@@ -506,7 +482,7 @@ class MethodInspectionTests(UserAgentTestsMixin, SynchronousTestCase):
         8.1.1.1 and 21.5.6); the parser does this for the wire, the core for
         requests built in memory.
         """
-        request = buildRequest()
+        request = uacRequest()
         request.version = "SIP/3.0"
         self.assertEqual(self.answer(request).code, 505)
 
@@ -522,7 +498,7 @@ class HeaderInspectionTests(UserAgentTestsMixin, SynchronousTestCase):
         A Request-URI whose scheme is neither sip, sips nor tel is answered
         416 (RFC 3261 section 8.2.2.1).
         """
-        request = buildRequest(uri="sip:uas@127.0.0.1")
+        request = uacRequest(uri="sip:uas@127.0.0.1")
         request.uri = parseURI("urn:service:sos")
         self.assertEqual(self.answer(request).code, 416)
 
@@ -531,14 +507,14 @@ class HeaderInspectionTests(UserAgentTestsMixin, SynchronousTestCase):
         tel URIs (RFC 3966) are accepted: event packages decide whether
         they know the resource (404 otherwise).
         """
-        request = buildRequest(uri="tel:+15551234567")
+        request = uacRequest(uri="tel:+15551234567")
         self.assertEqual(self.answer(request).code, 200)
 
     def test_rfc3261_8_2_2_1_sipsAccepted(self) -> None:
         """
         sips URIs are accepted (RFC 3261 section 19.1).
         """
-        self.assertEqual(self.answer(buildRequest(uri="sips:uas@127.0.0.1")).code, 200)
+        self.assertEqual(self.answer(uacRequest(uri="sips:uas@127.0.0.1")).code, 200)
 
     def test_rfc3261_8_2_1_methodBeforeScheme(self) -> None:
         """
@@ -546,7 +522,7 @@ class HeaderInspectionTests(UserAgentTestsMixin, SynchronousTestCase):
         8.2: the steps in order), so an unknown method with a strange
         scheme is answered 501.
         """
-        request = buildRequest("FOOBAR")
+        request = uacRequest("FOOBAR")
         request.uri = parseURI("urn:service:sos")
         self.assertEqual(self.answer(request).code, 501)
 
@@ -556,8 +532,8 @@ class HeaderInspectionTests(UserAgentTestsMixin, SynchronousTestCase):
         earlier request but whose transaction differs (another branch: it
         came by another path) is answered 482 (RFC 3261 section 8.2.2.2).
         """
-        self.assertEqual(self.answer(buildRequest(branch="z9hG4bK-p1")).code, 200)
-        response = self.answer(buildRequest(branch="z9hG4bK-p2"))
+        self.assertEqual(self.answer(uacRequest(branch="z9hG4bK-p1")).code, 200)
+        response = self.answer(uacRequest(branch="z9hG4bK-p2"))
         self.assertEqual(response.code, 482)
 
     def test_rfc3261_8_2_2_2_mergedSentByDiffers482(self) -> None:
@@ -565,10 +541,8 @@ class HeaderInspectionTests(UserAgentTestsMixin, SynchronousTestCase):
         Same branch but another sent-by is another transaction (RFC 3261
         section 17.2.3), hence merged.
         """
-        self.answer(buildRequest(branch="z9hG4bK-s"))
-        response = self.answer(
-            buildRequest(branch="z9hG4bK-s", sentBy="127.0.0.1:5071")
-        )
+        self.answer(uacRequest(branch="z9hG4bK-s"))
+        response = self.answer(uacRequest(branch="z9hG4bK-s", sentBy="127.0.0.1:5071"))
         self.assertEqual(response.code, 482)
 
     def test_rfc3261_8_2_2_2_sameTransactionNotMerged(self) -> None:
@@ -579,27 +553,25 @@ class HeaderInspectionTests(UserAgentTestsMixin, SynchronousTestCase):
         answered 482.
         """
         source = Source(self.tcp, "127.0.0.1", 5070)
-        request = buildRequest(branch="z9hG4bK-t", transport="TCP")
+        request = uacRequest(branch="z9hG4bK-t", transport="TCP")
         self.assertEqual(self.answer(request, source).code, 200)
-        again = buildRequest(branch="z9hG4bK-t", transport="TCP")
+        again = uacRequest(branch="z9hG4bK-t", transport="TCP")
         self.assertEqual(self.answer(again, source).code, 200)
 
     def test_rfc3261_8_2_2_2_notMergedOtherCSeq(self) -> None:
         """
         A new CSeq is a new request, not a merged one.
         """
-        self.answer(buildRequest(branch="z9hG4bK-c1"))
-        self.assertEqual(
-            self.answer(buildRequest(branch="z9hG4bK-c2", cseq=2)).code, 200
-        )
+        self.answer(uacRequest(branch="z9hG4bK-c1"))
+        self.assertEqual(self.answer(uacRequest(branch="z9hG4bK-c2", cseq=2)).code, 200)
 
     def test_rfc3261_8_2_2_2_mergedInDialogNotChecked(self) -> None:
         """
         Only requests without To tag are checked for merging (RFC 3261
         section 8.2.2.2).
         """
-        self.answer(buildRequest(branch="z9hG4bK-d1", toTag="t"))
-        response = self.answer(buildRequest(branch="z9hG4bK-d2", toTag="t"))
+        self.answer(uacRequest(branch="z9hG4bK-d1", toTag="t"))
+        response = self.answer(uacRequest(branch="z9hG4bK-d2", toTag="t"))
         self.assertEqual(response.code, 200)
 
     def test_rfc3261_8_2_2_2_mergedMemoryExpires(self) -> None:
@@ -607,9 +579,9 @@ class HeaderInspectionTests(UserAgentTestsMixin, SynchronousTestCase):
         Requests are remembered for Timer J (64*T1), as long as their
         transaction can live: a copy arriving later is processed.
         """
-        self.answer(buildRequest(branch="z9hG4bK-e1"))
+        self.answer(uacRequest(branch="z9hG4bK-e1"))
         self.clock.advance(TIMERS.timerJ + 1)
-        self.assertEqual(self.answer(buildRequest(branch="z9hG4bK-e2")).code, 200)
+        self.assertEqual(self.answer(uacRequest(branch="z9hG4bK-e2")).code, 200)
 
     def test_rfc3261_8_2_2_2_mergedMemoryBounded(self) -> None:
         """
@@ -617,10 +589,10 @@ class HeaderInspectionTests(UserAgentTestsMixin, SynchronousTestCase):
         """
         merged = MergedRequests(self.clock, 32.0, 2)
         for n in range(3):
-            self.assertFalse(merged.isMerged(buildRequest(callId=f"c{n}")))
+            self.assertFalse(merged.isMerged(uacRequest(callId=f"c{n}")))
         self.assertEqual(len(merged), 2)
-        self.assertFalse(merged.isMerged(buildRequest(callId="c0", branch="z9hG4bK-x")))
-        self.assertTrue(merged.isMerged(buildRequest(callId="c2", branch="z9hG4bK-x")))
+        self.assertFalse(merged.isMerged(uacRequest(callId="c0", branch="z9hG4bK-x")))
+        self.assertTrue(merged.isMerged(uacRequest(callId="c2", branch="z9hG4bK-x")))
 
     def test_rfc3261_8_2_2_3_require420(self) -> None:
         """
@@ -629,7 +601,7 @@ class HeaderInspectionTests(UserAgentTestsMixin, SynchronousTestCase):
         registered extensions pass.
         """
         self.ua.registerExtension("eventlist")
-        request = buildRequest(
+        request = uacRequest(
             headers=[("Require", "foo, eventlist"), ("Require", "bar")]
         )
         response = self.answer(request)
@@ -641,7 +613,7 @@ class HeaderInspectionTests(UserAgentTestsMixin, SynchronousTestCase):
         A request requiring only extensions we support is processed.
         """
         self.ua.registerExtension("eventlist")
-        request = buildRequest(headers=[("Require", "eventlist")])
+        request = uacRequest(headers=[("Require", "eventlist")])
         self.assertEqual(self.answer(request).code, 200)
 
     def test_rfc3261_8_2_2_badRequire400(self) -> None:
@@ -649,7 +621,7 @@ class HeaderInspectionTests(UserAgentTestsMixin, SynchronousTestCase):
         A malformed header we need (Require) is answered 400 with the
         parse error's reason phrase.
         """
-        request = buildRequest(headers=[("Require", "foo bar")])
+        request = uacRequest(headers=[("Require", "foo bar")])
         response = self.answer(request)
         self.assertEqual(response.code, 400)
         self.assertIn("foo bar", response.reason)
@@ -667,7 +639,7 @@ class HeaderInspectionTests(UserAgentTestsMixin, SynchronousTestCase):
                 ["application/pidf+xml"],
             ),
         )
-        request = buildRequest(
+        request = uacRequest(
             "PUBLISH", headers=[("Content-Type", "text/plain")], body=b"hello"
         )
         response = self.answer(request)
@@ -683,7 +655,7 @@ class HeaderInspectionTests(UserAgentTestsMixin, SynchronousTestCase):
         self.ua.registerMethod(
             "PUBLISH", FunctionHandler(lambda r, c: c.respond(200), ["application/*"])
         )
-        request = buildRequest(
+        request = uacRequest(
             "PUBLISH",
             headers=[("Content-Type", "Application/PIDF+XML")],
             body=b"<presence/>",
@@ -698,7 +670,7 @@ class HeaderInspectionTests(UserAgentTestsMixin, SynchronousTestCase):
         self.ua.registerMethod(
             "PUBLISH", FunctionHandler(lambda r, c: c.respond(200), ["text/plain"])
         )
-        request = buildRequest(
+        request = uacRequest(
             "PUBLISH",
             headers=[("Content-Type", "text/plain"), ("Content-Encoding", "gzip")],
             body=b"x",
@@ -712,7 +684,7 @@ class HeaderInspectionTests(UserAgentTestsMixin, SynchronousTestCase):
         A handler whose C{accept} is C{None} gets every body.
         """
         self.ua.registerMethod("MESSAGE", FunctionHandler(lambda r, c: c.respond(200)))
-        request = buildRequest(
+        request = uacRequest(
             "MESSAGE", headers=[("Content-Type", "text/x-odd")], body=b"x"
         )
         self.assertEqual(self.answer(request).code, 200)
@@ -742,7 +714,7 @@ class HandlerTests(UserAgentTestsMixin, SynchronousTestCase):
                 ],
             )
         )
-        response = self.answer(buildRequest("SUBSCRIBE"))
+        response = self.answer(uacRequest("SUBSCRIBE"))
         assert response.toAddr is not None
         self.assertIsNotNone(response.toAddr.tag)
         self.assertIn("Server", response.headers)
@@ -758,7 +730,7 @@ class HandlerTests(UserAgentTestsMixin, SynchronousTestCase):
             raise SIPError("Bad Event", 489, [("Allow-Events", "presence")])
 
         self.register(handle)
-        response = self.answer(buildRequest("SUBSCRIBE"))
+        response = self.answer(uacRequest("SUBSCRIBE"))
         self.assertEqual((response.code, response.reason), (489, "Bad Event"))
         self.assertEqual(response.allowEvents, ["presence"])
 
@@ -771,7 +743,7 @@ class HandlerTests(UserAgentTestsMixin, SynchronousTestCase):
             raise ZeroDivisionError()
 
         self.register(handle)
-        self.assertEqual(self.answer(buildRequest("SUBSCRIBE")).code, 500)
+        self.assertEqual(self.answer(uacRequest("SUBSCRIBE")).code, 500)
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
 
     def test_noAnswer500(self) -> None:
@@ -781,7 +753,7 @@ class HandlerTests(UserAgentTestsMixin, SynchronousTestCase):
         """
         self.register(lambda r, c: None)
         with capturedLogs() as events:
-            self.assertEqual(self.answer(buildRequest("SUBSCRIBE")).code, 500)
+            self.assertEqual(self.answer(uacRequest("SUBSCRIBE")).code, 500)
         self.assertTrue(any(e["log_level"] == LogLevel.error for e in events))
 
     def test_deferredResponse(self) -> None:
@@ -799,9 +771,9 @@ class HandlerTests(UserAgentTestsMixin, SynchronousTestCase):
             return pending
 
         self.register(handle)
-        request = buildRequest("SUBSCRIBE")
+        request = uacRequest("SUBSCRIBE")
         self.receive(request)
-        self.receive(buildRequest("SUBSCRIBE"))
+        self.receive(uacRequest("SUBSCRIBE"))
         self.assertEqual(self.responses(), [])
         pending.callback(makeResponse(request, 202, toTag=contexts[0].toTag))
         self.assertEqual([r.code for r in self.responses()], [202])
@@ -812,7 +784,7 @@ class HandlerTests(UserAgentTestsMixin, SynchronousTestCase):
         """
         pending: Deferred[Response | None] = Deferred()
         self.register(lambda r, c: pending)
-        self.receive(buildRequest("SUBSCRIBE"))
+        self.receive(uacRequest("SUBSCRIBE"))
         pending.errback(SIPError("Interval Too Brief", 423, [("Min-Expires", "60")]))
         response = self.lastResponse()
         self.assertEqual(response.code, 423)
@@ -825,7 +797,7 @@ class HandlerTests(UserAgentTestsMixin, SynchronousTestCase):
         """
         pending: Deferred[Response | None] = Deferred()
         self.register(lambda r, c: pending)
-        self.receive(buildRequest("SUBSCRIBE"))
+        self.receive(uacRequest("SUBSCRIBE"))
         pending.errback(KeyError("x"))
         self.assertEqual(self.lastResponse().code, 500)
         self.assertEqual(len(self.flushLoggedErrors(KeyError)), 1)
@@ -839,7 +811,7 @@ class HandlerTests(UserAgentTestsMixin, SynchronousTestCase):
         cancelled: list[object] = []
         pending: Deferred[Response | None] = Deferred(cancelled.append)
         self.register(lambda r, c: pending)
-        self.receive(buildRequest("SUBSCRIBE"))
+        self.receive(uacRequest("SUBSCRIBE"))
         self.clock.advance(TIMERS.timerF - 1)
         self.assertEqual(self.responses(), [])
         self.clock.advance(1)
@@ -878,7 +850,7 @@ class HandlerTests(UserAgentTestsMixin, SynchronousTestCase):
             order.append("NOTIFY")
 
         self.register(handle)
-        self.receive(buildRequest("SUBSCRIBE"))
+        self.receive(uacRequest("SUBSCRIBE"))
         self.assertEqual(order, ["200", "NOTIFY"])
         self.assertEqual(self.lastResponse().code, 200)
         [(notify, target)] = self.transportLayer.requests
@@ -902,7 +874,7 @@ class HandlerTests(UserAgentTestsMixin, SynchronousTestCase):
 
         self.register(handle)
         with capturedLogs() as events:
-            self.receive(buildRequest("SUBSCRIBE"))
+            self.receive(uacRequest("SUBSCRIBE"))
         self.assertEqual([r.code for r in self.responses()], [200])
         self.assertEqual(len(errors), 1)
         self.assertTrue(any(e["log_level"] == LogLevel.warn for e in events))
@@ -914,10 +886,8 @@ class HandlerTests(UserAgentTestsMixin, SynchronousTestCase):
         """
         self.ua.eventTypes = lambda: ["presence"]
         self.register(lambda r, c: c.respond(200))
-        self.assertEqual(
-            self.answer(buildRequest("SUBSCRIBE")).allowEvents, ["presence"]
-        )
-        invite = self.answer(buildRequest("INVITE", branch="z9hG4bK-i"))
+        self.assertEqual(self.answer(uacRequest("SUBSCRIBE")).allowEvents, ["presence"])
+        invite = self.answer(uacRequest("INVITE", branch="z9hG4bK-i"))
         self.assertEqual(invite.allowEvents, ["presence"])
 
 
@@ -944,7 +914,7 @@ class ResponseTests(UserAgentTestsMixin, SynchronousTestCase):
         A response matching no client transaction is dropped and logged
         (RFC 3261 section 17.1.3 and 18.1.2).
         """
-        request = buildRequest("NOTIFY")
+        request = uacRequest("NOTIFY")
         response = makeResponse(request, 200, toTag="x")
         with capturedLogs() as events:
             self.receive(response)
@@ -1005,7 +975,7 @@ class ResponseTests(UserAgentTestsMixin, SynchronousTestCase):
         transport (L{IMessageReceiver.messageReceived} must not raise).
         """
 
-        request = buildRequest()
+        request = uacRequest()
         request.headers.remove("Via")
         self.receive(request)
         self.assertEqual(self.responses(), [])
@@ -1036,7 +1006,7 @@ class CompletedTransactionTests(SynchronousTestCase):
         sent and lets go of the request; a retransmission of the request
         gets the same octets at the same address; Timer J still ends it.
         """
-        request = buildRequest(branch="z9hG4bK-wire")
+        request = uacRequest(branch="z9hG4bK-wire")
         self.datagram(request)
         [(first, address)] = self.port.written
         self.assertEqual(address, ("127.0.0.1", 5070))
@@ -1059,7 +1029,7 @@ class CompletedTransactionTests(SynchronousTestCase):
         self.successResultOf(self.layer.listen("tcp:5060:interface=127.0.0.1"))
         [(_, factory, _, _)] = self.reactor.tcpServers
         protocol, transport = connectStream(factory)
-        request = buildRequest(transport="TCP", sentBy="127.0.0.1:40000")
+        request = uacRequest(transport="TCP", sentBy="127.0.0.1:40000")
         protocol.dataReceived(request.toBytes())
         response = parseMessage(transport.value())
         assert isinstance(response, Response)
@@ -1071,9 +1041,9 @@ class CompletedTransactionTests(SynchronousTestCase):
         The To tag is 64 bits of a keyed hash (RFC 3261 section 19.3): the
         same for the same request, different under another key.
         """
-        request = buildRequest()
+        request = uacRequest()
         tag = self.ua.toTagFor(request)
         self.assertEqual(len(tag), 16)
         int(tag, 16)
-        self.assertEqual(self.ua.toTagFor(buildRequest()), tag)
+        self.assertEqual(self.ua.toTagFor(uacRequest()), tag)
         self.assertNotEqual(UserAgent(self.clock).toTagFor(request), tag)

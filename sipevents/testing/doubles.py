@@ -1,22 +1,9 @@
-# -*- test-case-name: tests.test_transport -*-
+# -*- test-case-name: tests.test_transport,tests.test_testing -*-
 """
-Public test doubles for code built on sipevents.
-
-Use them from C{twisted.trial} tests so that a whole exchange runs without
-sockets and with a L{twisted.internet.task.Clock}:
-
-    - L{FakeSIPConnection}: an L{ISIPConnection} that records what is sent.
-    - L{MemoryReceiver}: an L{IMessageReceiver} that records what arrives.
-    - L{buildRequest}, L{buildResponse}: well-formed messages in one call.
-    - L{MemoryUDPReactor}: L{twisted.internet.testing.MemoryReactorClock}
-      with C{listenUDP}, whose ports are L{MemoryDatagramTransport}s that
-      record the datagrams written.
-    - L{connectStream}: a stream protocol from a factory, connected to a
-      L{twisted.internet.testing.StringTransport}.
-    - L{makeCertificates}, L{writeCertificates}: a throw-away certificate
-      authority and a server certificate it signed, for TLS over loopback.
-
-Addresses default to loopback, so nothing built here names a real host.
+Test doubles for the SIP layer: a connection, a receiver, a UDP reactor and
+a transport layer that record instead of sending, stream connections to a
+string transport, throw-away certificates, and the generic request and
+response builders. Import them from L{sipevents.testing}.
 """
 
 from __future__ import annotations

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Sequence
+from typing import Any
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
@@ -34,8 +35,7 @@ from sipevents.sip import digest
 from sipevents.sip.addresses import Source, Target
 from sipevents.sip.headers import Event
 from sipevents.sip.headers import SubscriptionState as HeaderSubscriptionState
-from sipevents.sip.message import Message, Request, Response, makeResponse
-from sipevents.sip.parser import parseMessage
+from sipevents.sip.message import Request, Response
 from sipevents.sip.uri import formatURI
 from sipevents.sip.useragent import UserAgent
 from sipevents.subscriber.handle import (
@@ -61,21 +61,17 @@ from sipevents.subscriber.states import (
 )
 from sipevents.subscriber.subscriber import Subscriber, SubscriptionObserver
 from sipevents.testing import (
+    NOTIFIER_CONTACT,
     FakeSIPConnection,
     RecordingTransportLayer,
-    buildRequest,
+    connectedPair,
+    notifyRequest,
+    responseTo,
 )
 
 BOB = "sip:bob@127.0.0.1:5060"
 NOTIFIER = Target("UDP", "127.0.0.1", 5060)
 TIMER_N = 32.0
-
-
-def reparse(message: Message) -> Message:
-    """
-    C{message} as the transport would deliver it: serialized and parsed.
-    """
-    return parseMessage(message.toBytes())
 
 
 class RecordingObserver(SubscriptionObserver):
@@ -158,18 +154,21 @@ class SubscriberMixin:
         request: Request,
         code: int,
         toTag: str | None = "nt1",
+        contact: str | None = None,
         headers: Iterable[tuple[str, str]] = (),
     ) -> None:
         """
-        Answer C{request} with C{code}.
+        Answer C{request} with C{code}; a 2xx carries the notifier's
+        Contact unless told another.
         """
-        fields = list(headers)
-        if 200 <= code < 300 and not any(n.lower() == "contact" for n, _ in fields):
-            fields.append(("Contact", "<sip:bob@127.0.0.1:5060>"))
-        response = makeResponse(request, code, toTag=toTag, headers=fields)
-        self.ua.messageReceived(reparse(response), self.source)
+        if contact is None and 200 <= code < 300:
+            contact = NOTIFIER_CONTACT
+        response = responseTo(
+            request, code, toTag=toTag, contact=contact, headers=headers
+        )
+        self.ua.messageReceived(response, self.source)
 
-    def notify(
+    def notifyFor(
         self,
         subscribe: Request,
         state: str | None = "active;expires=600",
@@ -177,42 +176,48 @@ class SubscriberMixin:
         fromTag: str = "nt1",
         cseq: int | None = None,
         event: str | None = None,
-        contact: str | None = "<sip:bob@127.0.0.1:5060>",
+        contact: str | None = NOTIFIER_CONTACT,
         body: bytes = b"",
         contentType: str | None = None,
         headers: Sequence[tuple[str, str]] = (),
         callId: str | None = None,
         toTag: str | None = None,
-    ) -> Response:
+        branch: str | None = None,
+    ) -> Request:
         """
-        Deliver a NOTIFY for the dialog of C{subscribe} and return the
-        final response the user agent sent to it.
+        A NOTIFY from the notifier at L{BOB} to our Contact, for the
+        dialog of C{subscribe}; NOTIFYs count up in CSeq and branch unless
+        told otherwise.
         """
         self.notifyCount += 1
-        fromAddr = subscribe.fromAddr
-        assert fromAddr is not None
-        fields = [("Event", f"{event or subscribe.headers.get('Event')}")]
-        if state is not None:
-            fields.append(("Subscription-State", state))
-        fields.extend(headers)
-        message = reparse(
-            buildRequest(
-                "NOTIFY",
-                "sip:127.0.0.1:5070",
-                branch=f"z9hG4bK-n{self.notifyCount}",
-                fromURI=BOB,
-                fromTag=fromTag,
-                toURI=formatURI(fromAddr.uri),
-                # "" leaves the To tag out, to test a NOTIFY without one.
-                toTag=None if toTag == "" else toTag or fromAddr.tag,
-                callId=callId or subscribe.callId,
-                cseq=self.notifyCount if cseq is None else cseq,
-                contact=contact,
-                headers=fields,
-                body=body,
-                contentType=contentType,
-            )
+        return notifyRequest(
+            subscribe,
+            state,
+            uri="sip:127.0.0.1:5070",
+            fromURI=BOB,
+            fromTag=fromTag,
+            toTag=toTag,
+            callId=callId,
+            cseq=self.notifyCount if cseq is None else cseq,
+            event=event,
+            contact=contact,
+            headers=headers,
+            body=body,
+            contentType=contentType,
+            branch=branch or f"z9hG4bK-n{self.notifyCount}",
         )
+
+    def notify(
+        self,
+        subscribe: Request,
+        state: str | None = "active;expires=600",
+        **kwargs: Any,
+    ) -> Response:
+        """
+        Deliver L{notifyFor}C{(subscribe, state, **kwargs)} and return the
+        final response the user agent sent to it.
+        """
+        message = self.notifyFor(subscribe, state, **kwargs)
         before = len(self.transportLayer.responses)
         self.ua.messageReceived(message, self.source)
         finals = [r for r, _ in self.transportLayer.responses[before:] if r.code >= 200]
@@ -696,18 +701,14 @@ class InitialSubscribeTests(SubscriberMixin, SynchronousTestCase):
         subscription = self.subscribe()
         first = self.last()
         self.respond(
-            first,
-            302,
-            headers=[
-                ("Contact", "<sip:carol@127.0.0.1:5090>, <sip:dave@127.0.0.1:5091>")
-            ],
+            first, 302, contact="<sip:carol@127.0.0.1:5090>, <sip:dave@127.0.0.1:5091>"
         )
         second = self.last()
         self.assertEqual(formatURI(second.uri), "sip:carol@127.0.0.1:5090")
         self.assertEqual(self.targetOf(second), Target("UDP", "127.0.0.1", 5090))
         self.assertEqual(second.headers.get("CSeq"), "2 SUBSCRIBE")
         self.assertEqual(second.callId, first.callId)
-        self.respond(second, 302, headers=[("Contact", "<sip:erin@127.0.0.1:5092>")])
+        self.respond(second, 302, contact="<sip:erin@127.0.0.1:5092>")
         self.assertEqual(len(self.sent()), 2)
         failure = self.failureResultOf(subscription.whenActive(), SubscriptionFailed)
         self.assertEqual(failure.value.code, 302)
@@ -717,11 +718,9 @@ class InitialSubscribeTests(SubscriberMixin, SynchronousTestCase):
         The redirected subscription works; refreshes go to its dialog.
         """
         subscription = self.subscribe()
-        self.respond(
-            self.last(), 301, headers=[("Contact", "<sip:carol@127.0.0.1:5090>")]
-        )
+        self.respond(self.last(), 301, contact="<sip:carol@127.0.0.1:5090>")
         request = self.last()
-        self.respond(request, 200, headers=[("Contact", "<sip:carol@127.0.0.1:5090>")])
+        self.respond(request, 200, contact="<sip:carol@127.0.0.1:5090>")
         self.notify(request, contact="<sip:carol@127.0.0.1:5090>")
         self.assertEqual(subscription.state, SubscriberState.ACTIVE)
         self.clock.advance(568)
@@ -983,18 +982,14 @@ class NotifyTests(SubscriberMixin, SynchronousTestCase):
         """
         _, request = self.establish()
         before = len(self.transportLayer.responses)
-        lines = [
-            "NOTIFY sip:127.0.0.1:5070 SIP/2.0",
-            "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-noevent",
-            "Max-Forwards: 70",
-            f"From: <{BOB}>;tag=nt1",
-            f"To: {request.headers.get('From')}",
-            f"Call-ID: {request.callId}",
-            "CSeq: 50 NOTIFY",
-            "Subscription-State: active",
-            "Content-Length: 0",
-        ]
-        message = parseMessage(("\r\n".join(lines) + "\r\n\r\n").encode())
+        message = self.notifyFor(
+            request,
+            "active",
+            event="",
+            cseq=50,
+            contact=None,
+            branch="z9hG4bK-noevent",
+        )
         self.ua.messageReceived(message, self.source)
         [(response, _)] = self.transportLayer.responses[before:]
         self.assertEqual(response.code, 400)
@@ -1687,51 +1682,6 @@ class FetchTests(SubscriberMixin, SynchronousTestCase):
         self.failureResultOf(d, SubscriptionTimedOut)
 
 
-class WireTransportLayer(RecordingTransportLayer):
-    """
-    A recording transport layer that also queues what it sends for the
-    peer user agent, delivered by L{Wire.pump}.
-    """
-
-    def __init__(self, wire: Wire, host: str, port: int) -> None:
-        super().__init__(host, port)
-        self.wire = wire
-
-    def sendResponse(self, response: Response, source: Source) -> None:
-        super().sendResponse(response, source)
-        self.wire.queue.append((self, response))
-
-    def sendRequest(self, request: Request, target: Target) -> Deferred[None]:
-        super().sendRequest(request, target)
-        self.wire.queue.append((self, request))
-        return succeed(None)
-
-
-class Wire:
-    """
-    Two user agents connected in memory over UDP.
-    """
-
-    def __init__(self) -> None:
-        self.queue: list[tuple[WireTransportLayer, Message]] = []
-        self.ends: dict[WireTransportLayer, tuple[UserAgent, WireTransportLayer]] = {}
-
-    def connect(self, a: UserAgent, b: UserAgent) -> None:
-        ta, tb = a.transportLayer, b.transportLayer
-        assert isinstance(ta, WireTransportLayer) and isinstance(tb, WireTransportLayer)
-        self.ends[ta] = (b, tb)
-        self.ends[tb] = (a, ta)
-
-    def pump(self) -> None:
-        while self.queue:
-            sender, message = self.queue.pop(0)
-            peer, peerLayer = self.ends[sender]
-            connection = FakeSIPConnection("UDP", peerLayer.host, peerLayer.port)
-            peer.messageReceived(
-                reparse(message), Source(connection, sender.host, sender.port)
-            )
-
-
 class NotifierIntegrationTests(SynchronousTestCase):
     """
     Our subscriber against our own notifier, in memory.
@@ -1742,36 +1692,21 @@ class NotifierIntegrationTests(SynchronousTestCase):
         Subscribe, get the active NOTIFY with the state, see a state change,
         unsubscribe and get the final NOTIFY.
         """
-        from sipevents.notifier.notifier import Notifier
-        from sipevents.notifier.publication import PublicationManager
-        from sipevents.packages import PackageRegistry
-        from sipevents.store.memory import MemoryStore
         from tests.test_notifier import PKG, TextPackage
 
-        clock = Clock()
-        wire = Wire()
-        serverUA = UserAgent(clock, WireTransportLayer(wire, "127.0.0.1", 5060))
-        clientUA = UserAgent(clock, WireTransportLayer(wire, "127.0.0.1", 5070))
-        wire.connect(serverUA, clientUA)
-        store = MemoryStore()
-        registry = PackageRegistry([TextPackage()])
-        publications = PublicationManager(clock, store, registry)
-        publications.install(serverUA)
-        notifier = Notifier(clock, serverUA, store, registry, publications)
-        notifier.install()
-        publications.onStateChanged = notifier.stateChanged
-        self.successResultOf(notifier.start())
+        pair = connectedPair(packages=[TextPackage()])
+        self.addCleanup(pair.stop)
+        notifier = pair.notifier
         self.successResultOf(
             notifier.setState(PKG, "sip:bob@127.0.0.1", "text/plain", b"available")
         )
 
         observer = RecordingObserver()
-        subscriber = Subscriber(clientUA)
-        subscription = subscriber.subscribe(
+        subscription = pair.subscriber.subscribe(
             BOB, PKG, observer, accept=["text/plain"], expires=600
         )
         active = subscription.whenActive()
-        wire.pump()
+        pair.pump()
         notification = self.successResultOf(active)
         self.assertEqual(notification.body, b"available")
         self.assertEqual(notification.contentType, "text/plain")
@@ -1781,18 +1716,17 @@ class NotifierIntegrationTests(SynchronousTestCase):
         self.successResultOf(
             notifier.setState(PKG, "sip:bob@127.0.0.1", "text/plain", b"busy")
         )
-        wire.pump()
+        pair.pump()
         assert subscription.notification is not None
         self.assertEqual(subscription.notification.body, b"busy")
 
-        clock.advance(568)
-        wire.pump()
+        pair.advance(568)
         self.assertEqual(subscription.state, SubscriberState.ACTIVE)
         assert subscription.expiresAt is not None
         self.assertGreater(subscription.expiresAt, 600)
 
         d = subscription.unsubscribe()
-        wire.pump()
+        pair.pump()
         termination = self.successResultOf(d)
         self.assertEqual(termination.reason, "timeout")
         self.assertIsNone(termination.failure)
@@ -1809,8 +1743,6 @@ class NotifierIntegrationTests(SynchronousTestCase):
                 "ended",
             ],
         )
-        clientUA.stop()
-        serverUA.stop()
 
 
 class StateTableTests(SubscriberMixin, SynchronousTestCase):
@@ -1868,12 +1800,12 @@ class StateTableTests(SubscriberMixin, SynchronousTestCase):
         if input is In.FORKED:
             return self.subscribe()
         if input is In.ACCEPTED:
-            response = makeResponse(
+            response = responseTo(
                 request, 200, toTag="nt1", headers=[("Expires", "600")]
             )
             return (response, _Sending(_Kind.REFRESH, subscription._generation, 600))
         if input is In.UNSUBSCRIBE_ACCEPTED:
-            return makeResponse(request, 200, toTag="nt1")
+            return responseTo(request, 200, toTag="nt1")
         if input is In.REFRESH_FAILED:
             return SubscriptionFailed(500, "Server Internal Error", BOB)
         if input in (In.NOTIFY_ACTIVE, In.NOTIFY_PENDING, In.NOTIFY_UNKNOWN):

@@ -98,7 +98,8 @@ class FactoryTests(SynchronousTestCase):
         """
         L{notifyRequest} writes a NOTIFY in the dialog of a SUBSCRIBE: From
         and To swapped, the same Call-ID and Event, to the watcher's
-        Contact, with Subscription-State and the body.
+        Contact, with Subscription-State and the body; another Event, or
+        none, when told.
         """
         subscribe = subscribeRequest(event="presence", id="a")
         notify = notifyRequest(
@@ -122,6 +123,10 @@ class FactoryTests(SynchronousTestCase):
         untagged = notifyRequest(subscribe, toTag="").toAddr
         assert untagged is not None
         self.assertIsNone(untagged.tag)
+        self.assertEqual(
+            notifyRequest(subscribe, event="dialog").headers.get("Event"), "dialog"
+        )
+        self.assertNotIn("Event", notifyRequest(subscribe, event="").headers)
 
     def test_rfc3903_4_publish(self) -> None:
         """

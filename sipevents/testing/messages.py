@@ -241,7 +241,8 @@ def notifyRequest(
     @param toTag: the watcher's tag; the SUBSCRIBE's From tag by default,
         C{""} for none (a NOTIFY outside any dialog).
     @param callId: the Call-ID; the SUBSCRIBE's by default.
-    @param event: the Event value; the SUBSCRIBE's by default.
+    @param event: the Event value; the SUBSCRIBE's by default, C{""} for
+        none (a NOTIFY a subscriber answers 400, RFC 6665 section 8.2.1).
     @see: L{sipRequest} for the other parameters.
     """
     fromAddr, toAddr = subscribe.fromAddr, subscribe.toAddr
@@ -250,7 +251,11 @@ def notifyRequest(
     if uri is None:
         contacts = subscribe.contacts
         uri = formatURI(contacts[0].uri) if contacts else formatURI(fromAddr.uri)
-    fields = [("Event", event or subscribe.headers.get("Event") or "")]
+    fields: list[tuple[str, str]] = []
+    if event is None:
+        fields.append(("Event", subscribe.headers.get("Event") or ""))
+    elif event:
+        fields.append(("Event", event))
     if state is not None:
         fields.append(("Subscription-State", state))
     fields.extend(headers)

@@ -15,10 +15,9 @@ from sipevents.errors import TransactionTimeout
 from sipevents.events import Credentials
 from sipevents.sip import digest
 from sipevents.sip.addresses import Target
-from sipevents.sip.message import Request, Response, makeResponse
-from sipevents.sip.parser import parseMessage
+from sipevents.sip.message import Request, Response
 from sipevents.subscriber.exchange import MAX_CHALLENGES, UACExchange
-from sipevents.testing import buildRequest
+from sipevents.testing import responseTo, subscribeRequest
 
 TARGET = Target("UDP", "127.0.0.1", 5060)
 CREDENTIALS = Credentials("alice", "secret")
@@ -52,10 +51,7 @@ class Sender:
         Answer the last request with C{code}, as parsed from the wire.
         """
         request, _, d = self.sent[-1]
-        response = makeResponse(request, code, toTag="nt1", headers=headers or [])
-        reparsed = parseMessage(response.toBytes())
-        assert isinstance(reparsed, Response)
-        d.callback(reparsed)
+        d.callback(responseTo(request, code, toTag="nt1", headers=headers or []))
 
     @property
     def requests(self) -> list[Request]:
@@ -73,13 +69,13 @@ class ExchangeTests(SynchronousTestCase):
         self.cseq = 1
 
     def request(self, expires: int = 600, uri: str = "sip:bob@127.0.0.1") -> Request:
-        request = buildRequest(
-            "SUBSCRIBE",
+        request = subscribeRequest(
             uri,
             fromTag="a1",
             callId="call-1",
             cseq=self.cseq,
-            headers=[("Event", "presence"), ("Expires", str(expires))],
+            expires=expires,
+            contact=None,
         )
         # The owner's next request: a new transaction, the next CSeq.
         self.cseq += 1

@@ -16,7 +16,8 @@ file:
   - the start-up log says how many subscriptions were restored.
 
 The watchers and the publisher are a plain UDP socket in this process
-(messages written here, parsed with L{sipevents.sip.parser.parseMessage}).
+(messages from L{sipevents.testing}'s factories, what comes back parsed
+with L{sipevents.sip.parser.parseMessage}).
 Only 127.0.0.1 is used, and only the twistd processes this test started
 are signalled, by PID.
 """
@@ -35,6 +36,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from sipevents.sip.message import Request, Response
 from sipevents.sip.parser import parseMessage
+from sipevents.testing import responseTo, sipRequest
 from tests.test_sipp import LOOPBACK, freePort
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -81,29 +83,33 @@ class Peer:
         toTag: str | None = None,
         expires: int | None = None,
         body: str = "",
-        extra: str = "",
     ) -> str:
         """
         Send a request; returns its branch.
         """
         self.n += 1
         branch = f"z9hG4bKrestart{self.n}x{os.getpid()}"
-        head = (
-            f"{method} sip:{user}@{LOOPBACK}:{self.server[1]} SIP/2.0\r\n"
-            f"Via: SIP/2.0/UDP {LOOPBACK}:{self.port};branch={branch};rport\r\n"
-            "Max-Forwards: 70\r\n"
-            f"From: <sip:watcher@{LOOPBACK}>;tag={fromTag}\r\n"
-            f"To: <sip:{user}@{LOOPBACK}>" + (f";tag={toTag}" if toTag else "") + "\r\n"
-            f"Call-ID: {callId}\r\n"
-            f"CSeq: {cseq} {method}\r\n"
-            f"Contact: <sip:watcher@{LOOPBACK}:{self.port}>\r\n"
-            "Event: presence\r\n"
-            + (f"Expires: {expires}\r\n" if expires is not None else "")
-            + extra
-            + ("Content-Type: application/pidf+xml\r\n" if body else "")
-            + f"Content-Length: {len(body.encode())}\r\n\r\n"
+        fields = [("Event", "presence")]
+        if expires is not None:
+            fields.append(("Expires", str(expires)))
+        request = sipRequest(
+            method,
+            f"sip:{user}@{LOOPBACK}:{self.server[1]}",
+            branch=branch,
+            sentBy=f"{LOOPBACK}:{self.port}",
+            rport=True,
+            fromURI=f"sip:watcher@{LOOPBACK}",
+            fromTag=fromTag,
+            toURI=f"sip:{user}@{LOOPBACK}",
+            toTag=toTag,
+            callId=callId,
+            cseq=cseq,
+            contact=f"<sip:watcher@{LOOPBACK}:{self.port}>",
+            headers=fields,
+            body=body.encode(),
+            contentType="application/pidf+xml" if body else None,
         )
-        self.sock.sendto(head.encode() + body.encode(), self.server)
+        self.sock.sendto(request.toBytes(), self.server)
         return branch
 
     def publish(self, user: str, callId: str, fromTag: str, note: str) -> str:
@@ -138,11 +144,7 @@ class Peer:
             assert isinstance(message, Request)
             if message.method == "NOTIFY":
                 self.notifies.append(message)
-                lines = ["SIP/2.0 200 OK"]
-                for name in ("Via", "From", "To", "Call-ID", "CSeq"):
-                    lines += [f"{name}: {v}" for v in message.headers.getAll(name)]
-                reply = "\r\n".join(lines) + "\r\nContent-Length: 0\r\n\r\n"
-                self.sock.sendto(reply.encode(), addr)
+                self.sock.sendto(responseTo(message, 200).toBytes(), addr)
 
     def waitFor(self, test: Any, seconds: float = 10.0) -> bool:
         """

@@ -45,7 +45,7 @@ from sipevents.events import Credentials, Notification, Termination
 from sipevents.interfaces import IRequestContext, IRequestHandler
 from sipevents.sip.headers import parseEvent, parseSubscriptionState
 from sipevents.sip.message import Request, Response
-from sipevents.testing import buildRequest
+from sipevents.testing import sipRequest
 from tests.test_client import LOOPBACK, PIDF, WAIT, NotifierMixin
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -64,9 +64,10 @@ def notification(
     event: str = "presence",
     receivedAt: float = 1700000000.25,
 ) -> Notification:
-    request = buildRequest(
+    request = sipRequest(
         "NOTIFY",
         "sip:sipevents@127.0.0.1:5071",
+        sentBy="127.0.0.1:5060",
         fromURI="sip:alice@127.0.0.1",
         fromTag="nt",
         toTag="st",

@@ -145,9 +145,10 @@ _Q_TOKEN = rf"[{TOKEN_CHARS}]++"
 _Q_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _Q_IPV4 = rf"{_Q_OCTET}\.{_Q_OCTET}\.{_Q_OCTET}\.{_Q_OCTET}"
 _Q_LABEL = r"[A-Za-z0-9]++(?:-++[A-Za-z0-9]++)*+"
-_Q_HOST = (
-    rf"(?:{_Q_IPV4}|(?:{_Q_LABEL}\.)*+[A-Za-z][A-Za-z0-9]*+(?:-++[A-Za-z0-9]++)*+)"
-)
+_Q_TOPLABEL = r"[A-Za-z][A-Za-z0-9]*+(?:-++[A-Za-z0-9]++)*+"
+#: The hosts of the quick paths, here and in L{sipevents.sip.parser}.
+_Q_HOSTNAME = rf"(?:{_Q_LABEL}\.)*+{_Q_TOPLABEL}"
+_Q_HOST = rf"(?:{_Q_IPV4}|{_Q_HOSTNAME})"
 _Q_PORT = r"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4})"
 #: Parameters with token names and values, and no tag without a value
 #: (RFC 3261 section 25.1, tag-param): the general path splits them the

@@ -997,8 +997,32 @@ _MEDIA_RE = re.compile(
 )
 
 
+class _MediaType:
+    """
+    What L{ContentType} and L{MediaRange} share: a type, a subtype and
+    parameters.
+    """
+
+    __slots__ = ()
+
+    type: str
+    subtype: str
+    params: Params
+
+    @property
+    def mimeType(self) -> str:
+        """C{"type/subtype"}, lower case (wildcards in a L{MediaRange})."""
+        return f"{self.type}/{self.subtype}"
+
+    def param(self, name: str) -> str | None:
+        """
+        The value of the parameter C{name} (case-insensitive), or C{None}.
+        """
+        return _findParam(self.params, name)
+
+
 @dataclass(frozen=True, slots=True)
-class ContentType:
+class ContentType(_MediaType):
     """
     A Content-Type value (RFC 3261 section 20.15).
 
@@ -1013,17 +1037,6 @@ class ContentType:
 
     def __str__(self) -> str:
         return f"{self.type}/{self.subtype}{formatParams(self.params)}"
-
-    @property
-    def mimeType(self) -> str:
-        """C{"type/subtype"}, lower case."""
-        return f"{self.type}/{self.subtype}"
-
-    def param(self, name: str) -> str | None:
-        """
-        The value of the parameter C{name} (case-insensitive), or C{None}.
-        """
-        return _findParam(self.params, name)
 
 
 def parseContentType(value: str) -> ContentType:
@@ -1053,7 +1066,7 @@ def _formatQ(q: float) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class MediaRange:
+class MediaRange(_MediaType):
     """
     One element of an Accept header (RFC 3261 section 20.1).
 
@@ -1071,17 +1084,6 @@ class MediaRange:
     def __str__(self) -> str:
         text = f"{self.type}/{self.subtype}{formatParams(self.params)}"
         return text if self.q == 1.0 else f"{text};q={_formatQ(self.q)}"
-
-    @property
-    def mimeType(self) -> str:
-        """C{"type/subtype"}, lower case (possibly with wildcards)."""
-        return f"{self.type}/{self.subtype}"
-
-    def param(self, name: str) -> str | None:
-        """
-        The value of the parameter C{name} (case-insensitive), or C{None}.
-        """
-        return _findParam(self.params, name)
 
     def matches(self, mimeType: str) -> bool:
         """

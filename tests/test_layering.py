@@ -3,9 +3,9 @@ The layering of C{sipevents}, checked by reading every module's imports.
 
 The layers, bottom to top (see C{docs/architecture.rst}):
 
-    1. value modules: C{errors}, C{config}, C{events}, C{records} and the SIP
-       values C{sip.uri}, C{sip.headers}, C{sip.message}, C{sip.addresses},
-       C{sip.dialogstate}.
+    1. value modules: C{errors}, C{config}, C{events}, C{records},
+       C{statetable} and the SIP values C{sip.uri}, C{sip.headers},
+       C{sip.message}, C{sip.addresses}, C{sip.dialogstate}.
        They import only each other (and L{sipevents.interfaces} for typing,
        since some values hold a provider of an interface);
     2. C{interfaces}: value modules only, not even an implementation for
@@ -42,6 +42,7 @@ VALUES = frozenset(
         "sipevents.config",
         "sipevents.events",
         "sipevents.records",
+        "sipevents.statetable",
         "sipevents.sip.uri",
         "sipevents.sip.headers",
         "sipevents.sip.message",

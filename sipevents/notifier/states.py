@@ -44,11 +44,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from enum import Enum
 
-from sipevents.errors import InvalidTransition, NotAcceptable
+from sipevents.errors import NotAcceptable
 from sipevents.records import ACTIVE, PENDING, TERMINATED
 from sipevents.sip.headers import MediaRange, isToken
+from sipevents.statetable import TableEnum, lookup
 
 __all__ = [
     "REASONS",
@@ -77,17 +77,12 @@ REASONS = frozenset(
 )
 
 
-class SubscriptionState(Enum):
+class SubscriptionState(TableEnum):
     """
     The states of a subscription at the notifier (RFC 6665 section 4.2.2);
     the values are those of the C{Subscription-State} header and of
     L{sipevents.records.SubscriptionRecord.state}.
     """
-
-    # Identity hashing: members are singletons compared by identity, and
-    # Enum's own __hash__ is a Python call on every lookup in the
-    # transition tables.
-    __hash__ = object.__hash__
 
     INIT = "init"
     PENDING = PENDING
@@ -95,15 +90,10 @@ class SubscriptionState(Enum):
     TERMINATED = TERMINATED
 
 
-class SubscriptionInput(Enum):
+class SubscriptionInput(TableEnum):
     """
     What can happen to a subscription.
     """
-
-    # Identity hashing: members are singletons compared by identity, and
-    # Enum's own __hash__ is a Python call on every lookup in the
-    # transition tables.
-    __hash__ = object.__hash__
 
     AUTHORIZED = "the authorizer accepted"
     AUTHORIZATION_PENDING = "the authorizer has not decided yet"
@@ -118,15 +108,10 @@ class SubscriptionInput(Enum):
     TERMINATED = "the application or local policy ended it"
 
 
-class NotifyKind(Enum):
+class NotifyKind(TableEnum):
     """
     Which NOTIFY a transition sends (RFC 6665 section 4.2.2).
     """
-
-    # Identity hashing: members are singletons compared by identity, and
-    # Enum's own __hash__ is a Python call on every lookup in the
-    # transition tables.
-    __hash__ = object.__hash__
 
     #: No NOTIFY: nothing to tell, or the subscriber is gone.
     NONE = "none"
@@ -212,10 +197,7 @@ def transition(state: SubscriptionState | str, input: SubscriptionInput) -> Tran
     """
     if not isinstance(state, SubscriptionState):
         state = SubscriptionState(state)
-    step = TRANSITIONS.get((state, input))
-    if step is None:
-        raise InvalidTransition("subscription", state, input, "RFC 6665 section 4.2.2")
-    return step
+    return lookup(TRANSITIONS, "subscription", state, input, "RFC 6665 section 4.2.2")
 
 
 def chooseContentType(

@@ -45,8 +45,9 @@ from typing import TYPE_CHECKING
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
-from sipevents.errors import ParseError, SIPError, UnsupportedMediaType
+from sipevents.errors import ParseError, SIPError
 from sipevents.interfaces import IEventPackage
+from sipevents.packages.base import SingleTypePackage
 from sipevents.sip.headers import TOKEN_CHARS
 from sipevents.sip.uri import parseURI
 
@@ -236,10 +237,12 @@ def parseMessageSummary(body: bytes) -> MessageSummary:
 
 
 @implementer(IPlugin, IEventPackage)
-class MessageSummaryPackage:
+class MessageSummaryPackage(SingleTypePackage):
     """
     The C{message-summary} event package (RFC 3842); see the module
-    docstring for composition, neutral state, durations and rate.
+    docstring for composition, neutral state, durations and rate (the
+    defaults of L{SingleTypePackage} are those of RFC 3842 sections 3.4
+    and 3.11).
 
     Provides L{twisted.plugin.IPlugin} so that an instance at module level
     in a C{twisted/plugins} dropin is found by
@@ -247,30 +250,9 @@ class MessageSummaryPackage:
     """
 
     name = "message-summary"
-    templates: tuple[str, ...] = ()
+    contentType = MESSAGE_SUMMARY_TYPE
     contentTypes = (MESSAGE_SUMMARY_TYPE,)
     publishContentTypes = (MESSAGE_SUMMARY_TYPE,)
-
-    def __init__(
-        self,
-        defaultExpires: int = 3600,
-        minExpires: int = 60,
-        maxExpires: int = 86400,
-        minNotifyInterval: float = 1.0,
-    ) -> None:
-        """
-        @param defaultExpires: RFC 3842 section 3.4.
-        @param minExpires: the shortest subscription accepted.
-        @param maxExpires: the longest subscription granted.
-        @param minNotifyInterval: RFC 3842 section 3.11.
-        """
-        self.defaultExpires = defaultExpires
-        self.minExpires = minExpires
-        self.maxExpires = maxExpires
-        self.minNotifyInterval = minNotifyInterval
-
-    def __repr__(self) -> str:
-        return "<MessageSummaryPackage>"
 
     def parsePublication(self, contentType: str, body: bytes) -> MessageSummary:
         """
@@ -278,8 +260,7 @@ class MessageSummaryPackage:
 
         @raise SIPError: 400 for a bad body, 415 for another type.
         """
-        if contentType != MESSAGE_SUMMARY_TYPE:
-            raise UnsupportedMediaType(headers=[("Accept", MESSAGE_SUMMARY_TYPE)])
+        self._checkPublished(contentType)
         return parseMessageSummary(body)
 
     def composeState(
@@ -301,8 +282,7 @@ class MessageSummaryPackage:
         The summary body of C{state}, or C{Messages-Waiting: no} when
         C{state} is C{None}.
         """
-        if contentType != MESSAGE_SUMMARY_TYPE:
-            raise ValueError(f"message-summary cannot render {contentType}")
+        self._checkRendered(contentType)
         if state is None:
             return _NEUTRAL_BODY
         if not isinstance(state, MessageSummary):

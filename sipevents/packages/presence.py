@@ -65,8 +65,9 @@ from xml.sax.saxutils import escape, quoteattr
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
-from sipevents.errors import SIPError, UnsupportedMediaType
+from sipevents.errors import SIPError
 from sipevents.interfaces import IEventPackage
+from sipevents.packages.base import SingleTypePackage
 from sipevents.records import PENDING
 
 if TYPE_CHECKING:
@@ -552,7 +553,7 @@ def composePresence(resource: str, documents: Sequence[PIDFDocument]) -> Presenc
 
 
 @implementer(IPlugin, IEventPackage)
-class PresencePackage:
+class PresencePackage(SingleTypePackage):
     """
     The C{presence} event package (RFC 3856): PIDF bodies in NOTIFY and
     PUBLISH, state composed from all publications; see the module
@@ -567,7 +568,7 @@ class PresencePackage:
     """
 
     name = "presence"
-    templates: tuple[str, ...] = ()
+    contentType = PIDF_TYPE
     contentTypes = (PIDF_TYPE,)
     publishContentTypes = (PIDF_TYPE,)
 
@@ -582,19 +583,11 @@ class PresencePackage:
     ) -> None:
         """
         @param defaultExpires: RFC 3856 section 6.4.
-        @param minExpires: the shortest subscription accepted.
-        @param maxExpires: the longest subscription granted.
         @param minNotifyInterval: RFC 3856 section 6.10.
         """
-        self.defaultExpires = defaultExpires
-        self.minExpires = minExpires
-        self.maxExpires = maxExpires
-        self.minNotifyInterval = minNotifyInterval
+        super().__init__(defaultExpires, minExpires, maxExpires, minNotifyInterval)
         self.maxDepth = maxDepth
         self.maxElements = maxElements
-
-    def __repr__(self) -> str:
-        return "<PresencePackage>"
 
     def parsePublication(self, contentType: str, body: bytes) -> PIDFDocument:
         """
@@ -602,8 +595,7 @@ class PresencePackage:
 
         @raise SIPError: 400 for a bad document, 415 for another type.
         """
-        if contentType != PIDF_TYPE:
-            raise UnsupportedMediaType(headers=[("Accept", PIDF_TYPE)])
+        self._checkPublished(contentType)
         return parsePIDF(body, self.maxDepth, self.maxElements)
 
     def composeState(self, resource: str, documents: Sequence[object]) -> PresenceState:
@@ -624,8 +616,7 @@ class PresencePackage:
         The PIDF document of C{state}, or the neutral document (with a
         pending note for a pending subscription) when C{state} is C{None}.
         """
-        if contentType != PIDF_TYPE:
-            raise ValueError(f"presence cannot render {contentType}")
+        self._checkRendered(contentType)
         if state is None:
             return neutralDocument(subscription.resource, subscription.state == PENDING)
         if not isinstance(state, PresenceState):

@@ -145,9 +145,10 @@ _Q_TOKEN = rf"[{TOKEN_CHARS}]++"
 _Q_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _Q_IPV4 = rf"{_Q_OCTET}\.{_Q_OCTET}\.{_Q_OCTET}\.{_Q_OCTET}"
 _Q_LABEL = r"[A-Za-z0-9]++(?:-++[A-Za-z0-9]++)*+"
-_Q_HOST = (
-    rf"(?:{_Q_IPV4}|(?:{_Q_LABEL}\.)*+[A-Za-z][A-Za-z0-9]*+(?:-++[A-Za-z0-9]++)*+)"
-)
+_Q_TOPLABEL = r"[A-Za-z][A-Za-z0-9]*+(?:-++[A-Za-z0-9]++)*+"
+#: The hosts of the quick paths, here and in L{sipevents.sip.parser}.
+_Q_HOSTNAME = rf"(?:{_Q_LABEL}\.)*+{_Q_TOPLABEL}"
+_Q_HOST = rf"(?:{_Q_IPV4}|{_Q_HOSTNAME})"
 _Q_PORT = r"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4})"
 #: Parameters with token names and values, and no tag without a value
 #: (RFC 3261 section 25.1, tag-param): the general path splits them the
@@ -996,8 +997,32 @@ _MEDIA_RE = re.compile(
 )
 
 
+class _MediaType:
+    """
+    What L{ContentType} and L{MediaRange} share: a type, a subtype and
+    parameters.
+    """
+
+    __slots__ = ()
+
+    type: str
+    subtype: str
+    params: Params
+
+    @property
+    def mimeType(self) -> str:
+        """C{"type/subtype"}, lower case (wildcards in a L{MediaRange})."""
+        return f"{self.type}/{self.subtype}"
+
+    def param(self, name: str) -> str | None:
+        """
+        The value of the parameter C{name} (case-insensitive), or C{None}.
+        """
+        return _findParam(self.params, name)
+
+
 @dataclass(frozen=True, slots=True)
-class ContentType:
+class ContentType(_MediaType):
     """
     A Content-Type value (RFC 3261 section 20.15).
 
@@ -1012,17 +1037,6 @@ class ContentType:
 
     def __str__(self) -> str:
         return f"{self.type}/{self.subtype}{formatParams(self.params)}"
-
-    @property
-    def mimeType(self) -> str:
-        """C{"type/subtype"}, lower case."""
-        return f"{self.type}/{self.subtype}"
-
-    def param(self, name: str) -> str | None:
-        """
-        The value of the parameter C{name} (case-insensitive), or C{None}.
-        """
-        return _findParam(self.params, name)
 
 
 def parseContentType(value: str) -> ContentType:
@@ -1052,7 +1066,7 @@ def _formatQ(q: float) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class MediaRange:
+class MediaRange(_MediaType):
     """
     One element of an Accept header (RFC 3261 section 20.1).
 
@@ -1070,17 +1084,6 @@ class MediaRange:
     def __str__(self) -> str:
         text = f"{self.type}/{self.subtype}{formatParams(self.params)}"
         return text if self.q == 1.0 else f"{text};q={_formatQ(self.q)}"
-
-    @property
-    def mimeType(self) -> str:
-        """C{"type/subtype"}, lower case (possibly with wildcards)."""
-        return f"{self.type}/{self.subtype}"
-
-    def param(self, name: str) -> str | None:
-        """
-        The value of the parameter C{name} (case-insensitive), or C{None}.
-        """
-        return _findParam(self.params, name)
 
     def matches(self, mimeType: str) -> bool:
         """

@@ -100,6 +100,7 @@ from typing import Final
 from sipevents.config import DEFAULT_LIMITS, Limits
 from sipevents.errors import MessageTooLarge, ParseError
 from sipevents.sip import headers as h
+from sipevents.sip.headers import _Q_HOST, _Q_HOSTNAME, _Q_IPV4
 from sipevents.sip.message import Headers, Request, Response, headerKey
 from sipevents.sip.uri import SIPURI, URI, AbsoluteURI, parseURI
 
@@ -187,14 +188,10 @@ def _optional(pattern: str) -> str:
     return f"(?:{pattern}|)"
 
 
-_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-_IPV4 = rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}"
-_LABEL = r"[A-Za-z0-9]++(?:-++[A-Za-z0-9]++)*+"
-_TOPLABEL = r"[A-Za-z][A-Za-z0-9]*+(?:-++[A-Za-z0-9]++)*+"
-_HOSTNAME = rf"(?:{_LABEL}\.)*+{_TOPLABEL}"
-# Senders mostly put addresses in Via and names in URIs: try that first.
-_HOST = rf"(?:{_IPV4}|{_HOSTNAME})"
-_URI_HOST = rf"(?:{_HOSTNAME}|{_IPV4})"
+# The hosts of the header quick paths (_Q_HOST: address first), so that
+# both fast paths accept the same hosts. Senders mostly put addresses in Via
+# and names in URIs: try that first.
+_URI_HOST = rf"(?:{_Q_HOSTNAME}|{_Q_IPV4})"
 # Ports 1 to 65535: Linux hands out ephemeral ports up to 60999, so a
 # peer's port at or above 60000 is common and must not cost the slow path.
 # Five digits are tried first: inside a possessive repetition (Via
@@ -204,7 +201,7 @@ _PORT = (
     r"(?:[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]"
     r"|[1-9][0-9]{0,3})"
 )
-_HOSTPORT = _HOST + _optional(f":{_PORT}")
+_HOSTPORT = _Q_HOST + _optional(f":{_PORT}")
 _URI_HOSTPORT = _URI_HOST + _optional(f":{_PORT}")
 _URI_PARAM = r"[A-Za-z0-9\-_.!~*'()\[\]/:&+$]++"
 _SIP_URI = (
@@ -230,7 +227,7 @@ _FAST_NAME_ADDR = re.compile(
 # have their own patterns, and no spelling of their names passes as a
 # generic parameter. (LF counts as an end, for _FAST_REQUIRED.)
 _VIA_PARAMS = (
-    rf"(?:;(?:branch={_TOKEN}|rport{_optional(f'={_PORT}')}|received={_IPV4}"
+    rf"(?:;(?:branch={_TOKEN}|rport{_optional(f'={_PORT}')}|received={_Q_IPV4}"
     rf"|(?!(?i:branch|rport|received|ttl|maddr)(?:[=;,\n]|\Z)){_TOKEN}"
     rf"{_optional(f'={_TOKEN}')}))*+"
 )

@@ -13,11 +13,12 @@ C{clock: IReactorTime}.
 
 Design: declared state machines
 ===============================
-Each machine has an L{Enum} of states, an L{Enum} of inputs and a class-level
-transition table mapping C{(state, input)} to C{(next state, action)}, in the
-style of h2's C{H2ConnectionStateMachine}. Every input goes through one small
-engine (L{_Transaction._fire}): a pair missing from the table is refused with
-L{InvalidTransition} before any action runs. Inputs that come from the
+Each machine has a L{TableEnum} of states, a L{TableEnum} of inputs and a
+class-level transition table mapping C{(state, input)} to C{(next state,
+action)}, in the style of h2's C{H2ConnectionStateMachine}. Every input goes
+through one small engine (L{_Transaction._fire}): a pair missing from the
+table is refused with L{InvalidTransition} (L{sipevents.statetable.lookup})
+before any action runs. Inputs that come from the
 network, the transport or the manager have an entry in every state
 (absorbing what the RFC says to absorb), so a peer can never make the engine
 raise; only a TU that misuses a transaction (say, C{respond()} with a second
@@ -90,7 +91,6 @@ from twisted.python.failure import Failure
 
 from sipevents.config import DEFAULT_TIMERS, TimerConfig
 from sipevents.errors import (
-    InvalidTransition,
     SIPError,
     TransactionTimeout,
     TransportFailure,
@@ -99,6 +99,7 @@ from sipevents.interfaces import IRetransmission, IRetransmittingSender
 from sipevents.sip.addresses import defaultPort
 from sipevents.sip.message import Request, Response, makeResponse
 from sipevents.sip.timers import FixedDelayQueue, TimerHandle
+from sipevents.statetable import TableEnum, lookup
 
 if TYPE_CHECKING:
     from sipevents.sip.headers import NameAddr, Via
@@ -193,10 +194,7 @@ class _Transaction(Generic[_S, _I]):
             current state and C{input}.
         """
         old = self.state
-        entry = self._transitions.get((old, input))
-        if entry is None:
-            raise InvalidTransition(repr(self), old, input, self._section)
-        target, action = entry
+        target, action = lookup(self._transitions, self, old, input, self._section)
         if target is not old:
             self.state = target
             # The slots are named in the class's declared _timerOwners
@@ -269,16 +267,11 @@ def _asException(reason: object) -> BaseException | None:
 # Non-INVITE client transaction (RFC 3261 section 17.1.2)
 
 
-class ClientState(Enum):
+class ClientState(TableEnum):
     """
     States of the non-INVITE client transaction (RFC 3261 section 17.1.2.2,
     figure 6).
     """
-
-    # Identity hashing: members are singletons compared by identity, and
-    # Enum's own __hash__ is a Python call on every lookup in the
-    # transition tables.
-    __hash__ = object.__hash__
 
     TRYING = "Trying"
     PROCEEDING = "Proceeding"
@@ -286,15 +279,10 @@ class ClientState(Enum):
     TERMINATED = "Terminated"
 
 
-class ClientInput(Enum):
+class ClientInput(TableEnum):
     """
     Inputs of the non-INVITE client transaction.
     """
-
-    # Identity hashing: members are singletons compared by identity, and
-    # Enum's own __hash__ is a Python call on every lookup in the
-    # transition tables.
-    __hash__ = object.__hash__
 
     PROVISIONAL = "a provisional response"
     FINAL = "a final response"
@@ -736,16 +724,11 @@ class _ServerBase(_Transaction[_S, _I]):
         self._manager._removeServer(self)
 
 
-class ServerState(Enum):
+class ServerState(TableEnum):
     """
     States of the non-INVITE server transaction (RFC 3261 section 17.2.2,
     figure 8).
     """
-
-    # Identity hashing: members are singletons compared by identity, and
-    # Enum's own __hash__ is a Python call on every lookup in the
-    # transition tables.
-    __hash__ = object.__hash__
 
     TRYING = "Trying"
     PROCEEDING = "Proceeding"
@@ -753,15 +736,10 @@ class ServerState(Enum):
     TERMINATED = "Terminated"
 
 
-class ServerInput(Enum):
+class ServerInput(TableEnum):
     """
     Inputs of the non-INVITE server transaction.
     """
-
-    # Identity hashing: members are singletons compared by identity, and
-    # Enum's own __hash__ is a Python call on every lookup in the
-    # transition tables.
-    __hash__ = object.__hash__
 
     REQUEST = "a request retransmission"
     PROVISIONAL = "a provisional response from the TU"
@@ -893,16 +871,11 @@ class ServerTransaction(_ServerBase[ServerState, ServerInput]):
     )
 
 
-class InviteServerState(Enum):
+class InviteServerState(TableEnum):
     """
     States of the INVITE server transaction (RFC 3261 section 17.2.1,
     figure 7).
     """
-
-    # Identity hashing: members are singletons compared by identity, and
-    # Enum's own __hash__ is a Python call on every lookup in the
-    # transition tables.
-    __hash__ = object.__hash__
 
     PROCEEDING = "Proceeding"
     COMPLETED = "Completed"
@@ -910,15 +883,10 @@ class InviteServerState(Enum):
     TERMINATED = "Terminated"
 
 
-class InviteServerInput(Enum):
+class InviteServerInput(TableEnum):
     """
     Inputs of the INVITE server transaction.
     """
-
-    # Identity hashing: members are singletons compared by identity, and
-    # Enum's own __hash__ is a Python call on every lookup in the
-    # transition tables.
-    __hash__ = object.__hash__
 
     REQUEST = "an INVITE retransmission"
     ACK = "an ACK"

@@ -206,27 +206,22 @@ class SIPURI:
         A copy with the parameter C{name} set to C{value} (C{None} for a
         valueless one such as C{lr}), replacing any existing one in place.
         """
-        return SIPURI(
-            self.scheme,
-            self.user,
-            self.password,
-            self.host,
-            self.port,
-            _replaceParam(self.params, name, value),
-            self.headers,
-        )
+        return self._withParams(_replaceParam(self.params, name, value))
 
     def withoutParam(self, name: str) -> SIPURI:
         """
         A copy without the parameter C{name}.
         """
+        return self._withParams(_removeParam(self.params, name))
+
+    def _withParams(self, params: Params) -> SIPURI:
         return SIPURI(
             self.scheme,
             self.user,
             self.password,
             self.host,
             self.port,
-            _removeParam(self.params, name),
+            params,
             self.headers,
         )
 

@@ -149,28 +149,19 @@ class WriteBehindStore(WorkingSet):
 
     # -- batching ------------------------------------------------------------
 
-    def _subscriptionChanged(
-        self, key: str, record: SubscriptionRecord | None
+    def _changed(
+        self,
+        subscriptions: dict[str, SubscriptionRecord | None],
+        publications: dict[str, PublicationRecord | None],
     ) -> Deferred[None]:
         """
-        The working set's subscription C{key} changed to C{record} (C{None}
-        once removed): write it behind.
+        The working set changed: one record (C{None} once removed), in the
+        map of its kind, the other map empty. Write it behind.
         """
         if self._writesThrough():
-            return self._writeNow({key: record}, {})
-        self._pendingSubscriptions[key] = record
-        return self._queued()
-
-    def _publicationChanged(
-        self, etag: str, record: PublicationRecord | None
-    ) -> Deferred[None]:
-        """
-        The working set's publication C{etag} changed to C{record} (C{None}
-        once removed): write it behind.
-        """
-        if self._writesThrough():
-            return self._writeNow({}, {etag: record})
-        self._pendingPublications[etag] = record
+            return self._writeNow(subscriptions, publications)
+        self._pendingSubscriptions.update(subscriptions)
+        self._pendingPublications.update(publications)
         return self._queued()
 
     def _writesThrough(self) -> bool:
@@ -402,14 +393,14 @@ class WriteBehindStore(WorkingSet):
         durable.
         """
         self._setSubscription(record)
-        return self._subscriptionChanged(record.key, record)
+        return self._changed({record.key: record}, {})
 
     def removeSubscription(self, key: str) -> Deferred[None]:
         """
         Remove a subscription; fires once the removal is durable.
         """
         self._deleteSubscription(key)
-        return self._subscriptionChanged(key, None)
+        return self._changed({key: None}, {})
 
     def reserveCSeq(
         self, callId: str, localTag: str, remoteTag: str, highWater: int
@@ -439,14 +430,14 @@ class WriteBehindStore(WorkingSet):
         durable.
         """
         self._setPublication(record)
-        return self._publicationChanged(record.etag, record)
+        return self._changed({}, {record.etag: record})
 
     def removePublication(self, etag: str) -> Deferred[None]:
         """
         Remove a publication; fires once the removal is durable.
         """
         self._deletePublication(etag)
-        return self._publicationChanged(etag, None)
+        return self._changed({}, {etag: None})
 
     def flush(self) -> Deferred[None]:
         """

@@ -51,11 +51,11 @@ from __future__ import annotations
 import random as _random
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum
 
-from sipevents.errors import InvalidTransition, ParseError
+from sipevents.errors import ParseError
 from sipevents.sip.dialog import SUBSCRIPTION_ENDING_CODES
 from sipevents.sip.message import Response
+from sipevents.statetable import TableEnum, lookup
 
 __all__ = [
     "BACKOFF_BASE",
@@ -108,15 +108,11 @@ BACKOFF_CAP = 1800.0
 IMMEDIATE_RETRIES = 3
 
 
-class SubscriberState(Enum):
+class SubscriberState(TableEnum):
     """
     The states of a subscription at the subscriber (RFC 6665 section
     4.1.2), the values of L{sipevents.interfaces.ISubscription.state}.
     """
-
-    # Identity hashing: members are singletons compared by identity, and
-    # Enum's own __hash__ is a Python call on every lookup in the table.
-    __hash__ = object.__hash__
 
     #: Created, nothing sent yet.
     INIT = "init"
@@ -135,12 +131,10 @@ class SubscriberState(Enum):
     TERMINATED = "terminated"
 
 
-class SubscriberInput(Enum):
+class SubscriberInput(TableEnum):
     """
     What can happen to a subscription at the subscriber.
     """
-
-    __hash__ = object.__hash__
 
     SUBSCRIBE = "the first SUBSCRIBE is sent"
     FORKED = "a forked NOTIFY made a new usage (RFC 6665 section 4.1.4)"
@@ -160,13 +154,11 @@ class SubscriberInput(Enum):
     LATE_ANSWER = "an answer to a SUBSCRIBE of an ended usage"
 
 
-class SubscriberAction(Enum):
+class SubscriberAction(TableEnum):
     """
     What the handle does on a transition
     (L{sipevents.subscriber.handle.Subscription} maps each to a method).
     """
-
-    __hash__ = object.__hash__
 
     #: Nothing.
     NONE = "none"
@@ -200,12 +192,10 @@ class SubscriberAction(Enum):
     END_AND_WAIT = "end and wait"
 
 
-class SubscriberTimer(Enum):
+class SubscriberTimer(TableEnum):
     """
     The timers a subscription holds.
     """
-
-    __hash__ = object.__hash__
 
     #: 64*T1 after each SUBSCRIBE, cancelled by a NOTIFY (section 4.1.2.4).
     TIMER_N = "Timer N"
@@ -323,10 +313,7 @@ def transition(state: SubscriberState, input: SubscriberInput) -> Transition:
 
     @raise InvalidTransition: when the table has no such step.
     """
-    step = TRANSITIONS.get((state, input))
-    if step is None:
-        raise InvalidTransition("subscriber", state, input, "RFC 6665 section 4.1.2")
-    return step
+    return lookup(TRANSITIONS, "subscriber", state, input, "RFC 6665 section 4.1.2")
 
 
 def backoff(attempt: int, random: _random.Random) -> float:

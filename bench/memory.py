@@ -165,32 +165,28 @@ def child(mode: str, count: int, resources: int) -> dict[str, Any]:
     from sipevents.sip.parser import parseMessage
     from sipevents.sip.useragent import UserAgent
     from sipevents.store.memory import MemoryStore
-    from sipevents.testing import FakeSIPConnection
+    from sipevents.testing import FakeSIPConnection, RecordingTransportLayer
 
-    class AnsweringTransport:
+    class AnsweringTransport(RecordingTransportLayer):
         """
-        A transport layer that drops responses and answers each request
-        (a NOTIFY) 200, on the next L{flush}.
+        A transport layer that counts responses without keeping them and
+        answers each request (a NOTIFY) 200, on the next L{flush}.
         """
 
         def __init__(self) -> None:
-            self.requests: list[Request] = []
-            self.responses = 0
+            super().__init__()
+            self.pending: list[Request] = []
+            self.responseCount = 0
 
         def sendResponse(self, response: Response, source: Source) -> None:
-            self.responses += 1
-
-        def prepareRequest(self, request: Request, target: Target, branch: str) -> None:
-            request.headers.addFirst(
-                "Via", f"SIP/2.0/UDP 127.0.0.1:5060;branch={branch};rport"
-            )
+            self.responseCount += 1
 
         def sendRequest(self, request: Request, target: Target) -> Deferred[None]:
-            self.requests.append(request)
+            self.pending.append(request)
             return succeed(None)
 
         def flush(self, userAgent: UserAgent, source: Source) -> int:
-            requests, self.requests = self.requests, []
+            requests, self.pending = self.pending, []
             for request in requests:
                 userAgent.messageReceived(makeResponse(request, 200), source)
             return len(requests)
@@ -255,7 +251,7 @@ def child(mode: str, count: int, resources: int) -> dict[str, Any]:
         "count": count,
         "resources": resources,
         "live": live,
-        "responses": transport.responses,
+        "responses": transport.responseCount,
         "seconds": round(seconds, 1),
         "pendingCalls": len(clock.getDelayedCalls()),
     }

@@ -447,3 +447,21 @@ class ServerTests(TestCase):
                 self.fail("the block ran")
         self.assertIn("never answered OPTIONS", str(caught.exception))
         self.assertIn("no-such-option", str(caught.exception))
+
+
+class MemoryBenchTests(TestCase):
+    """
+    The memory bench's in-process notifier really keeps the subscriptions
+    it measures: a change to the notifier's collaborators (its transport
+    layer contract, its store) that made every SUBSCRIBE fail would
+    otherwise print nonsense per-subscription figures.
+    """
+
+    def test_everySubscriptionLive(self) -> None:
+        """
+        A small run ends with every subscription live and every NOTIFY
+        answered; no byte figure is asserted.
+        """
+        result = script("memory").child("rss", 200, 200)
+        self.assertEqual(result["live"], 200)
+        self.assertGreaterEqual(result["responses"], 200)

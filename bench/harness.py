@@ -34,7 +34,6 @@ import argparse
 import csv
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -45,6 +44,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from sipevents.testing import freePort, stopProcess
 from tests.kamailio import (
     MISSING as KAMAILIO_MISSING,
 )
@@ -351,23 +351,6 @@ def residentBytes() -> int:
 # Servers.
 
 
-def freePort() -> int:
-    """
-    A loopback port free for both UDP and TCP right now.
-    """
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind((LOOPBACK, 0))
-            port: int = udp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind((LOOPBACK, port))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no free loopback port")
-
-
 def optionsProbe(port: int, local: int, n: int) -> bytes:
     """
     A minimal OPTIONS (RFC 3261 section 11) from 127.0.0.1:C{local} to
@@ -415,21 +398,6 @@ def waitUntilAnswering(
             except (TimeoutError, ConnectionRefusedError):
                 continue
     return False
-
-
-def stopProcess(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
-    """
-    Stop one process started here, by its PID: SIGTERM, then SIGKILL
-    after C{grace} seconds. Does nothing when it has already exited.
-    """
-    if process.poll() is not None:
-        return
-    os.kill(process.pid, signal.SIGTERM)
-    try:
-        process.wait(grace)
-    except subprocess.TimeoutExpired:
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 def tailOf(path: str, lines: int = 30) -> str:

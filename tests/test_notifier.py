@@ -1475,10 +1475,10 @@ class RestartTests(NotifierMixin, SynchronousTestCase):
         assert notify.cseq is not None
         self.assertGreater(notify.cseq.number, used + 1)
 
-    def test_restartWaitsForReservation(self) -> None:
+    def restartedOnSlowStore(self) -> SlowStore:
         """
-        After a restart no CSeq is covered by a durable reservation yet: the
-        first NOTIFY waits until the new reservation is written.
+        A subscription on a L{SlowStore}, restarted, with the store now
+        holding its writes until C{commit}.
         """
         store = SlowStore()
         self.store = store
@@ -1488,6 +1488,14 @@ class RestartTests(NotifierMixin, SynchronousTestCase):
         self.subscribe()
         self.restart()
         store.slow = True
+        return store
+
+    def test_restartWaitsForReservation(self) -> None:
+        """
+        After a restart no CSeq is covered by a durable reservation yet: the
+        first NOTIFY waits until the new reservation is written.
+        """
+        store = self.restartedOnSlowStore()
         self.setState(b"x")
         self.assertEqual(self.notifies(), [])
         store.commit()
@@ -1502,14 +1510,7 @@ class RestartTests(NotifierMixin, SynchronousTestCase):
         logged. The next NOTIFY waits for a new reservation and goes out
         once that one is durable.
         """
-        store = SlowStore()
-        self.store = store
-        self.publications = PublicationManager(self.clock, self.store, self.registry)
-        self.publications.install(self.ua)
-        self.notifier = self.makeNotifier()
-        self.subscribe()
-        self.restart()
-        store.slow = True
+        store = self.restartedOnSlowStore()
         self.setState(b"x")
         store.commit(OSError("disk full"))
         self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import csv
 import os
 import shutil
-import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -36,6 +35,7 @@ from twisted.trial.unittest import SkipTest, TestCase
 
 from sipevents.app import tap
 from sipevents.app.service import SIPEventsService
+from sipevents.testing import freePort
 
 LOOPBACK = "127.0.0.1"
 #: The SIPp scenarios of every end-to-end test (C{tests/sipp/*.xml}).
@@ -113,26 +113,6 @@ def sippMessages(run: SippRun) -> str:
     if run.messageFile is None or not run.messageFile.exists():
         return "(none logged)"
     return run.messageFile.getContent().decode("utf-8", "replace")[-6000:]
-
-
-def freePort() -> int:
-    """
-    A loopback port that is free for both UDP and TCP right now.
-
-    The service is given a fixed port rather than port 0 so that one number
-    serves its UDP and TCP listeners alike, as SIP's default port does.
-    """
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind((LOOPBACK, 0))
-            port: int = udp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind((LOOPBACK, port))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no loopback port free for both UDP and TCP")
 
 
 class _OptionsProbe(protocol.DatagramProtocol):

@@ -6,6 +6,11 @@ notifier and subscriber connected in memory (L{connectedPair}).
 
 from __future__ import annotations
 
+import signal
+import socket
+import subprocess
+import sys
+
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
@@ -22,12 +27,14 @@ from sipevents.testing import (
     ConnectedPair,
     Transmission,
     connectedPair,
+    freePort,
     notifyRequest,
     optionsRequest,
     publishRequest,
     reparse,
     responseTo,
     sipRequest,
+    stopProcess,
     subscribeRequest,
 )
 
@@ -427,3 +434,53 @@ class ConnectedPairTests(SynchronousTestCase):
         self.assertEqual(len(errors), 1)
         self.assertEqual(pair.wire.unparsable, [bad])
         self.assertEqual(pair.wire.transmissions, [])
+
+
+class ProcessHelperTests(SynchronousTestCase):
+    """
+    L{freePort} and L{stopProcess}, for end-to-end tests on loopback.
+    """
+
+    def test_freePortBindsForUDPAndTCP(self) -> None:
+        """
+        The port can be bound on loopback for both UDP and TCP.
+        """
+        port = freePort()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind(("127.0.0.1", port))
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                tcp.bind(("127.0.0.1", port))
+
+    def test_stopProcessTerminates(self) -> None:
+        """
+        A process that honours SIGTERM ends with it.
+        """
+        process = subprocess.Popen(
+            [sys.executable, "-c", "import time; time.sleep(30)"]
+        )
+        stopProcess(process, grace=10.0)
+        self.assertEqual(process.returncode, -signal.SIGTERM)
+
+    def test_stopProcessKillsAfterGrace(self) -> None:
+        """
+        A process that ignores SIGTERM is killed once C{grace} has passed;
+        a process already ended is left alone.
+        """
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import signal, sys, time\n"
+                "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+                "print('ready', flush=True)\n"
+                "time.sleep(30)\n",
+            ],
+            stdout=subprocess.PIPE,
+        )
+        assert process.stdout is not None
+        self.assertEqual(process.stdout.readline(), b"ready\n")
+        stopProcess(process, grace=0.5)
+        self.assertEqual(process.returncode, -signal.SIGKILL)
+        process.stdout.close()
+        stopProcess(process)
+        self.assertEqual(process.returncode, -signal.SIGKILL)

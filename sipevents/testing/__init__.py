@@ -26,6 +26,9 @@ sockets and with a L{twisted.internet.task.Clock}:
     - L{makeCertificates}, L{writeCertificates}: a throw-away certificate
       authority and a server certificate it signed, for TLS over loopback.
 
+    - L{freePort}, L{stopProcess}: a loopback port free for UDP and TCP,
+      and stopping by PID a server the test started.
+
 Addresses default to loopback, so nothing built here names a real host.
 C{docs/testing.rst} shows them at work.
 """
@@ -66,6 +69,7 @@ from sipevents.testing.pair import (
     WireTransportLayer,
     connectedPair,
 )
+from sipevents.testing.processes import freePort, stopProcess
 
 __all__ = [
     "ConnectedPair",
@@ -85,6 +89,7 @@ __all__ = [
     "buildResponse",
     "connectStream",
     "connectedPair",
+    "freePort",
     "makeCertificates",
     "newBranch",
     "newTag",
@@ -94,6 +99,7 @@ __all__ = [
     "reparse",
     "responseTo",
     "sipRequest",
+    "stopProcess",
     "subscribeRequest",
     "writeCertificates",
 ]

@@ -24,9 +24,10 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import signal
 import sqlite3
 import subprocess
+
+from sipevents.testing import stopProcess
 
 LOOPBACK = "127.0.0.1"
 
@@ -224,14 +225,7 @@ def stopKamailio(process: subprocess.Popen[bytes], grace: float = 5.0) -> None:
     which its main process passes on to its workers, then SIGKILL after
     C{grace} seconds. Does nothing when it has already exited.
     """
-    if process.poll() is not None:
-        return
-    os.kill(process.pid, signal.SIGTERM)
-    try:
-        process.wait(grace)
-    except subprocess.TimeoutExpired:
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait()
+    stopProcess(process, grace)
 
 
 def logTail(work: str, lines: int = 40) -> str:

@@ -92,6 +92,25 @@ class Forbidden(SIPError):
     defaultReason = "Forbidden"
 
 
+class Unauthorized(SIPError):
+    """
+    401: the request needs credentials, or those it carried were refused
+    (RFC 3261 section 21.4.2 and 22.1); carries one C{WWW-Authenticate}
+    challenge per value.
+
+    @ivar challenges: the C{WWW-Authenticate} values.
+    """
+
+    status = 401
+    defaultReason = "Unauthorized"
+
+    def __init__(self, challenges: list[str], reason: str | None = None) -> None:
+        super().__init__(
+            reason, headers=[("WWW-Authenticate", value) for value in challenges]
+        )
+        self.challenges = list(challenges)
+
+
 class NotFound(SIPError):
     """404: the resource does not exist (RFC 3261 section 21.4.5)."""
 

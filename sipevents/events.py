@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from sipevents.errors import ParseError
 from sipevents.sip.headers import Event, SubscriptionState
 from sipevents.sip.message import Request, Response
+from sipevents.sip.uri import SIPURI, URI
 
 __all__ = [
     "Credentials",
     "Notification",
+    "SIPUser",
     "SubscriptionFailed",
     "SubscriptionTerminated",
     "SubscriptionTimedOut",
@@ -169,3 +171,36 @@ class Credentials:
     username: str
     password: str
     realm: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SIPUser:
+    """
+    A user whose request passed Digest authentication (RFC 3261 section
+    22): the avatar of the server's C{twisted.cred} portal.
+
+    The realm is the users' domain, as for Kamailio's C{auth_check} with
+    From checks: user C{alice} of realm C{example.com} is
+    C{sip:alice@example.com}.
+    """
+
+    username: str
+    realm: str
+
+    @property
+    def addressOfRecord(self) -> str:
+        """
+        C{sip:USERNAME@REALM}.
+        """
+        return f"sip:{self.username}@{self.realm}"
+
+    def owns(self, uri: URI) -> bool:
+        """
+        Whether C{uri} is a SIP or SIPS URI of this user: its user part is
+        the username exactly, its host the realm without regard to case.
+        """
+        return (
+            isinstance(uri, SIPURI)
+            and uri.user == self.username
+            and uri.host.lower() == self.realm.lower()
+        )

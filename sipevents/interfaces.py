@@ -301,6 +301,11 @@ class IRequestContext(Interface):
         "L{sipevents.sip.message.Response} or C{None}: the final response sent, "
         "once there is one."
     )
+    identity = Attribute(
+        "The L{ISIPIdentity} that authenticated the request (RFC 3261 section "
+        "22), or C{None} when the user agent did not authenticate it (see "
+        "L{sipevents.sip.useragent.UserAgent.requireAuthentication})."
+    )
 
     def respond(
         code: int,
@@ -622,6 +627,61 @@ class ISubscriptionAuthorizer(Interface):
             3265 compatibility mode, and a pending NOTIFY with neutral
             state); when it fires the subscription becomes active, or is
             terminated with C{reason=rejected}.
+        """
+
+
+class IPublishAuthorizer(Interface):
+    """
+    Decides whether a publisher may publish a resource's state (RFC 3903
+    section 14.1: "the ESC should have the ability to selectively accept
+    publications from authorized sources only, based on the identity of
+    the EPA").
+
+    Asked by the publication manager for every PUBLISH, after it has
+    checked that an authenticated publisher publishes only its own address
+    of record; an application that wants a third party to publish for
+    others (a PBX publishing everyone's dialog state) cannot widen that
+    check, only narrow what it lets through.
+    """
+
+    def authorizePublish(
+        identity: ISIPIdentity | None, resource: str, eventType: str, request: Request
+    ) -> bool:
+        """
+        @param identity: who authenticated the PUBLISH, or C{None} when
+            authentication is off.
+        @param resource: the resource key
+            (L{sipevents.records.canonicalResource}).
+        @param eventType: C{"presence"} ...
+        @param request: the PUBLISH.
+        @return: C{False} to answer 403.
+        """
+
+
+class ISIPIdentity(Interface):
+    """
+    Who sent a request, as Digest authentication established it (RFC 3261
+    section 22): the avatar interface of the server's C{twisted.cred}
+    portal.
+    """
+
+    username = Attribute("L{str}: the user name the credentials were for.")
+    realm = Attribute("L{str}: the realm, which is the users' domain.")
+    addressOfRecord = Attribute("L{str}: C{sip:USERNAME@REALM}.")
+
+
+class IRequestAuthenticator(Interface):
+    """
+    Authenticates requests for the user agent core (RFC 3261 section 22.1
+    and 22.4).
+    """
+
+    def authenticate(request: Request) -> Deferred[ISIPIdentity]:
+        """
+        @return: a L{Deferred} firing with who sent C{request}, or failing
+            with L{sipevents.errors.Unauthorized} (401 with challenges) or
+            another L{sipevents.errors.SIPError} (400 for a malformed
+            Authorization).
         """
 
 

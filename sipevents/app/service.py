@@ -24,6 +24,14 @@ Starting, in order (L{SIPEventsService.startService}):
      and one log line says how many subscriptions and publications were
      restored and which event packages are served.
 
+With an L{IRequestAuthenticator} (C{twistd sipevents --users}), every
+SUBSCRIBE and PUBLISH is authenticated by the user agent before the
+notifier or the publication manager sees it
+(L{UserAgent.requireAuthentication}), and the default authorizer is
+L{AuthenticatedWatchers} rather than L{AcceptAll}: presence for any of the
+realm's users, message-summary only for the mailbox's owner (RFC 3842
+section 6).
+
 The store is loaded once (step 3), and the notifier starts before the
 publication manager: nothing is sent or
 answered between steps 3 and 5 that needs publication state (a NOTIFY sent
@@ -54,12 +62,15 @@ from sipevents.config import DEFAULT_LIMITS, DEFAULT_TIMERS, Limits, TimerConfig
 from sipevents.errors import SIPError
 from sipevents.interfaces import (
     IEventPackage,
+    IPublishAuthorizer,
+    IRequestAuthenticator,
     IRequestContext,
     IRequestHandler,
     IResourcePolicy,
     IStore,
     ISubscriptionAuthorizer,
 )
+from sipevents.notifier.authorization import AuthenticatedWatchers
 from sipevents.notifier.notifier import Notifier
 from sipevents.notifier.publication import PublicationManager
 from sipevents.packages import PackageRegistry, discoverPackages
@@ -206,6 +217,8 @@ class SIPEventsService(MultiService):
         storeDescription: str | None = None,
         tuneGC: bool = False,
         logLifecycle: bool = False,
+        authenticator: IRequestAuthenticator | None = None,
+        publishAuthorizer: IPublishAuthorizer | None = None,
     ) -> None:
         """
         @param descriptions: where to listen.
@@ -229,8 +242,9 @@ class SIPEventsService(MultiService):
             and publication (longer requests are shortened).
         @param rfc3265Compat: answer 202 rather than 200 to a SUBSCRIBE
             whose authorization is pending, as RFC 3265 did.
-        @param authorizer: decides who may subscribe; everyone when
-            C{None}.
+        @param authorizer: decides who may subscribe; when C{None},
+            everyone without C{authenticator}, L{AuthenticatedWatchers}
+            with it.
         @param resourcePolicy: says which resources exist; all when
             C{None}.
         @param maxBodySize: the largest PUBLISH body taken, in octets.
@@ -246,6 +260,11 @@ class SIPEventsService(MultiService):
             lifecycle events at debug level (see
             L{Notifier.logLifecycle}); off by default, since C{twistd}
             writes every event to its log file whatever its level.
+        @param authenticator: authenticates every SUBSCRIBE and PUBLISH
+            (RFC 3261 section 22); none are authenticated when C{None}.
+        @param publishAuthorizer: may refuse a PUBLISH (403) besides the
+            publisher's own address of record check; see
+            L{IPublishAuthorizer}.
         @raise ValueError: when a description cannot be parsed.
         """
         super().__init__()  # type: ignore[no-untyped-call]
@@ -280,7 +299,12 @@ class SIPEventsService(MultiService):
             resourcePolicy=resourcePolicy,
             minExpires=minExpires,
             maxExpires=maxExpires,
+            publishAuthorizer=publishAuthorizer,
         )
+        if authenticator is not None:
+            self.userAgent.requireAuthentication(authenticator)
+            if authorizer is None:
+                authorizer = AuthenticatedWatchers()
         self.notifier = Notifier(
             clock,
             self.userAgent,

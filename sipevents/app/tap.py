@@ -13,10 +13,21 @@ default, found as Twisted plugins), C{--min-expires} and C{--max-expires}
 (overriding the packages' limits) and C{--rfc3265-compat}. Every option is
 checked in L{Options.postOptions}, so a mistake is a usage error before
 anything starts.
+
+Authentication: C{--users FILE}, an htdigest file (lines
+C{user:realm:HA1}, as Apache's C{htdigest} writes them), turns on SIP
+Digest authentication of every SUBSCRIBE and PUBLISH (RFC 3261 section
+22, RFC 3856 section 6.6.1, RFC 3903 section 14.1); C{--realm} chooses
+the realm, by default the file's only one. Without C{--users} the server
+authenticates no one, so it refuses to listen on anything but loopback
+unless C{--no-authentication} says it is open on purpose: a server started
+with a public C{--listen} and no users would let anyone watch anyone's
+presence and voicemail and publish anyone's presence.
 """
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
 from collections.abc import Callable
@@ -31,7 +42,12 @@ from sipevents.app.service import (
 )
 from sipevents.config import DEFAULT_LIMITS, DEFAULT_TIMERS, Limits, TimerConfig
 from sipevents.packages import discoverPackages
-from sipevents.sip.endpoints import parseListenDescription, streamServerEndpoint
+from sipevents.sip.endpoints import (
+    isLoopback,
+    listenInterface,
+    parseListenDescription,
+    streamServerEndpoint,
+)
 from sipevents.store import DEFAULT_SQLITE_PATH, storeFromDescription
 
 if TYPE_CHECKING:
@@ -77,6 +93,14 @@ _count = _positive(int, "a whole number")
 _wholeSeconds = _positive(int, "a whole number of seconds")
 
 
+def _authentication() -> Any:
+    """
+    L{sipevents.sip.authentication}, imported when first needed: only a
+    server with users needs it and C{twisted.cred}.
+    """
+    return importlib.import_module("sipevents.sip.authentication")
+
+
 class Options(usage.Options):
     """
     The options of C{twistd sipevents}.
@@ -109,6 +133,14 @@ class Options(usage.Options):
             "short under load.",
         ],
         [
+            "no-authentication",
+            None,
+            "Serve without authentication on every --listen address, "
+            "loopback or not: anyone who can reach the server may watch "
+            "and publish anyone's state. Without --users and without this "
+            "flag, listening beyond loopback is refused.",
+        ],
+        [
             "rfc3265-compat",
             None,
             "Answer 202 Accepted instead of 200 OK to a SUBSCRIBE whose "
@@ -120,6 +152,25 @@ class Options(usage.Options):
     ]
 
     optParameters = [
+        [
+            "users",
+            None,
+            None,
+            "Authenticate every SUBSCRIBE and PUBLISH with SIP Digest (RFC "
+            "3261 section 22) against this htdigest file: lines "
+            "user:realm:HA1, as Apache's htdigest writes them (htdigest -c "
+            "FILE REALM USER). A user may watch anyone's presence but only "
+            "their own message-summary, and publish only their own state; "
+            "the From of their requests must be sip:USER@REALM.",
+        ],
+        [
+            "realm",
+            None,
+            None,
+            "The Digest realm (RFC 3261 section 22.1), which is also the "
+            "users' domain. Default: the realm of the --users file, which "
+            "must then have only one.",
+        ],
         [
             "t1",
             None,
@@ -210,6 +261,7 @@ class Options(usage.Options):
         self["listen"] = []
         self["package"] = []
         self["packages"] = None
+        self["portal"] = None
 
     def opt_listen(self, description: str) -> None:
         """
@@ -267,6 +319,7 @@ class Options(usage.Options):
                 f"--max-message-size must be at least {MIN_MESSAGE_SIZE}"
             )
         self._checkStore()
+        self._checkAuthentication()
         if (
             self["min-expires"] is not None
             and self["max-expires"] is not None
@@ -285,6 +338,47 @@ class Options(usage.Options):
                 "No event package is installed: reinstall sipevents, whose "
                 "presence and message-summary packages are Twisted plugins"
             )
+
+    def _checkAuthentication(self) -> None:
+        """
+        Read the C{--users} file (its path made absolute, since twistd may
+        change directory before the server starts) into a portal, or check
+        that a server without users listens on loopback only, unless
+        C{--no-authentication}.
+        """
+        users = self["users"]
+        if users is None:
+            if self["realm"] is not None:
+                raise usage.UsageError("--realm needs --users")
+            if self["no-authentication"]:
+                return
+            public = [
+                description
+                for description in self["listen"]
+                if not isLoopback(listenInterface(parseListenDescription(description)))
+            ]
+            if public:
+                raise usage.UsageError(
+                    f"--listen {public[0]} is reachable beyond this machine and "
+                    "nobody would be authenticated: give --users FILE to "
+                    "authenticate subscribers and publishers, or "
+                    "--no-authentication to serve everyone on purpose"
+                )
+            return
+        if self["no-authentication"]:
+            raise usage.UsageError(
+                "--users and --no-authentication contradict each other"
+            )
+        path = os.path.abspath(users)
+        if not os.path.isfile(path):
+            raise usage.UsageError(f"--users {users}: no such file")
+        try:
+            portal, realm = _authentication().portalFromFile(path, self["realm"])
+        except (OSError, ValueError) as error:
+            raise usage.UsageError(f"--users {users}: {error}") from None
+        self["users"] = path
+        self["portal"] = portal
+        self["realm"] = realm
 
     def _checkStore(self) -> None:
         """
@@ -335,6 +429,11 @@ def makeService(options: Options, reactor: Any = None) -> SIPEventsService:
     packages = options["packages"]
     if packages is None:
         packages = discoverPackages(options["package"] or None)
+    authenticator = None
+    if options["portal"] is not None:
+        authenticator = _authentication().DigestAuthenticator(
+            reactor, options["portal"], options["realm"]
+        )
 
     def stopReactor(failure: Failure) -> None:
         # The store loads once the reactor runs; should it fail sooner,
@@ -360,4 +459,5 @@ def makeService(options: Options, reactor: Any = None) -> SIPEventsService:
         onStartFailure=stopReactor,
         tuneGC=not options["no-gc-tuning"],
         logLifecycle=bool(options["log-subscriptions"]),
+        authenticator=authenticator,
     )

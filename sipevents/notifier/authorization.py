@@ -11,6 +11,15 @@ resource URI as a resource whose state is neutral until something publishes
 it. An application that needs more implements the interfaces itself; an
 authorizer that has to ask a person returns a L{Deferred} that fires later,
 which makes the subscription pending in the meantime.
+
+With authentication on (C{twistd sipevents --users}), the default is
+L{AuthenticatedWatchers}: the notifier has already refused (403) a
+SUBSCRIBE whose From is not the authenticated user's address of record
+(RFC 3856 section 6.6.1, RFC 6665 section 6.1; see L{identityOwns}), so
+the watcher it is asked about is who authenticated; any of the realm's
+users may watch presence, and only the owner may watch a mailbox
+(C{message-summary}, RFC 3842 section 6) or a resource's watchers (the
+C{winfo} template, RFC 3857 section 4.6).
 """
 
 from __future__ import annotations
@@ -22,11 +31,15 @@ from typing import TYPE_CHECKING
 
 from zope.interface import implementer
 
+from sipevents.errors import ParseError
 from sipevents.interfaces import IResourcePolicy, ISubscriptionAuthorizer
+from sipevents.records import canonicalResource
+from sipevents.sip.uri import SIPURI, URI, parseURI
 
 if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
 
+    from sipevents.interfaces import ISIPIdentity
     from sipevents.sip.message import Request
 
 __all__ = [
@@ -34,9 +47,12 @@ __all__ = [
     "REJECT",
     "AcceptAll",
     "AllResourcesKnown",
+    "AuthenticatedWatchers",
     "KnownResources",
     "RejectAll",
     "WatcherList",
+    "identityOwns",
+    "isOwnerOnly",
 ]
 
 #: The authorizer's decision to grant a subscription.
@@ -57,6 +73,68 @@ def _compile(patterns: Iterable[str]) -> re.Pattern[str] | None:
     if not parts:
         return None
     return re.compile("|".join(f"(?:{part})" for part in parts), re.IGNORECASE)
+
+
+def identityOwns(identity: ISIPIdentity, uri: URI | str) -> bool:
+    """
+    Whether C{uri} (a URI, or its text) is an address of C{identity}: a SIP
+    or SIPS URI whose user part is the identity's username exactly and
+    whose host is its realm, without regard to case (the realm is the
+    users' domain). Text that is not a URI is nobody's.
+    """
+    if isinstance(uri, str):
+        try:
+            uri = parseURI(uri)
+        except ParseError:
+            return False
+    return (
+        isinstance(uri, SIPURI)
+        and uri.user == identity.username
+        and uri.host.lower() == str(identity.realm).lower()
+    )
+
+
+def isOwnerOnly(eventType: str) -> bool:
+    """
+    Whether only a resource's owner may watch C{eventType} by default:
+    C{message-summary} (RFC 3842 section 6: message summaries are "very
+    privacy sensitive") and every C{winfo} template (RFC 3857 section 4.6:
+    watcher information "contains sensitive information").
+    """
+    return eventType == "message-summary" or eventType.endswith(".winfo")
+
+
+def _sameResource(watcher: str, resource: str) -> bool:
+    """
+    Whether the watcher URI C{watcher} (text) names the resource key
+    C{resource}.
+    """
+    try:
+        uri = parseURI(watcher)
+    except ParseError:
+        return False
+    return isinstance(uri, SIPURI) and canonicalResource(uri) == resource
+
+
+@implementer(ISubscriptionAuthorizer)
+class AuthenticatedWatchers:
+    """
+    The default authorizer with authentication on: every authenticated
+    user may watch presence (and any other package), only the owner may
+    watch the event types of L{isOwnerOnly}.
+
+    It relies on the notifier having checked that the From of an
+    authenticated SUBSCRIBE is the user's address of record (see the module
+    docstring): it compares that watcher with the resource, since
+    L{ISubscriptionAuthorizer.authorize} is not given the identity.
+    """
+
+    def authorize(
+        self, watcher: str, resource: str, eventType: str, request: Request
+    ) -> str:
+        if isOwnerOnly(eventType) and not _sameResource(watcher, resource):
+            return REJECT
+        return ACCEPT
 
 
 @implementer(ISubscriptionAuthorizer)

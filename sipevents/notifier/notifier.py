@@ -9,6 +9,14 @@ manager tells it when a resource's state changes
 (L{Notifier.stateChanged}); it renders NOTIFY bodies with the event
 package and sends them through the user agent.
 
+An authenticated SUBSCRIBE (one whose context has an identity, see
+L{sipevents.sip.useragent.UserAgent.requireAuthentication}) whose From is
+not the authenticated user's address of record is answered 403 before
+anything else (RFC 3856 section 6.6.1, RFC 6665 section 6.1: access
+control by subscriber identity needs the identity to be the subscriber's),
+and so is one inside a dialog whose subscriber is someone else: a refresh
+or an unsubscription is the subscriber's own business.
+
 Processing a SUBSCRIBE outside a dialog (RFC 6665 section 4.2.1.1), in
 order:
 
@@ -141,6 +149,7 @@ from sipevents.notifier.authorization import (
     REJECT,
     AcceptAll,
     AllResourcesKnown,
+    identityOwns,
 )
 from sipevents.notifier.expiry import SUBSCRIBE_EXPIRY, grantExpires
 from sipevents.notifier.states import (
@@ -404,6 +413,9 @@ class Notifier:
         callId = request.callId
         if fromAddr is None or callId is None:
             raise SIPError("Missing From or Call-ID", 400)
+        identity = context.identity
+        if identity is not None and not identityOwns(identity, fromAddr.uri):
+            raise Forbidden("From is not the authenticated user")
         remoteTag = fromAddr.tag or ""
         if context.inDialog:
             toAddr = request.toAddr
@@ -413,12 +425,16 @@ class Notifier:
             )
             if not records:
                 raise CallDoesNotExist()
+            if identity is not None and not identityOwns(identity, records[0].watcher):
+                raise Forbidden("Not the subscriber of this dialog")
             return self._inDialog(request, context, records)
         # A new request whose dialog exists already: the same transaction
         # identity, so the same To tag, sent again after its transaction
         # ended; it is that dialog's.
         records = self.store.subscriptionsByDialog(callId, context.toTag, remoteTag)
         if records:
+            if identity is not None and not identityOwns(identity, records[0].watcher):
+                raise Forbidden("Not the subscriber of this dialog")
             return self._inDialog(request, context, records)
         return self._initial(request, context)
 

@@ -47,6 +47,18 @@ Choices made where RFC 3903 leaves one:
   - A PUBLISH for a template (C{presence.winfo}) or for a package that
     takes no PUBLISH gets 489 like an unknown package. The C{Allow-Events}
     of a 489 to PUBLISH lists the event types that take PUBLISH.
+  - Who may publish (RFC 3903 section 14.1, "accept publications from
+    authorized sources only, based on the identity of the EPA"): an
+    authenticated PUBLISH (one whose context has an identity, see
+    L{sipevents.sip.useragent.UserAgent.requireAuthentication}) is
+    answered 403 unless its Request-URI is the publisher's own address of
+    record (L{sipevents.notifier.authorization.identityOwns}); then the
+    L{IPublishAuthorizer}, when there is one, may refuse more (403).
+    Both come after the Event and SIP-If-Match checks and before the
+    resource policy, for refreshes and removals too, so an entity-tag
+    learnt from someone else's publication is of no use. The
+    application's own state (L{PublicationManager.setApplicationState})
+    is not a PUBLISH and is not checked.
   - Body checks run in this order: size (413, over C{maxBodySize}), then
     type (415 with the package's types in C{Accept}), then the package's
     parser (400 saying what is wrong). The user agent core has already
@@ -88,6 +100,7 @@ from zope.interface import implementer
 from sipevents.errors import (
     BadEvent,
     ConditionalRequestFailed,
+    Forbidden,
     NotFound,
     ParseError,
     RequestEntityTooLarge,
@@ -95,6 +108,7 @@ from sipevents.errors import (
     UnsupportedMediaType,
 )
 from sipevents.interfaces import IEventStateCompositor, IRequestHandler
+from sipevents.notifier.authorization import identityOwns
 from sipevents.notifier.expiry import PUBLISH_EXPIRY, grantExpires
 from sipevents.records import PublicationRecord, canonicalResource
 from sipevents.sip.headers import isToken, parseContentType
@@ -109,6 +123,7 @@ if TYPE_CHECKING:
         IEventPackage,
         IPackageRegistry,
         IPublicationStore,
+        IPublishAuthorizer,
         IRequestContext,
         IResourcePolicy,
         IUserAgent,
@@ -177,6 +192,8 @@ class PublicationManager:
     @ivar resourcePolicy: asked whether the resource of an initial
         publication exists (RFC 3903 section 6 step 1); C{None} knows every
         resource.
+    @ivar publishAuthorizer: the L{IPublishAuthorizer} asked about every
+        PUBLISH (see the module docstring), or C{None}.
     @ivar defaultExpires: overrides every package's C{defaultExpires} for
         publications when not C{None}.
     @ivar minExpires: overrides every package's C{minExpires} when not
@@ -204,8 +221,10 @@ class PublicationManager:
         defaultExpires: int | None = None,
         minExpires: int | None = None,
         maxExpires: int | None = None,
+        publishAuthorizer: IPublishAuthorizer | None = None,
     ) -> None:
         self.clock = clock
+        self.publishAuthorizer = publishAuthorizer
         self.store = store
         self.registry = registry
         self.maxBodySize = maxBodySize
@@ -675,6 +694,14 @@ class PublicationManager:
             # entity-tag = token (RFC 3903 section 12).
             if not isToken(etag):
                 raise SIPError("Bad SIP-If-Match Header Field", 400)
+        identity = context.identity
+        if identity is not None and not identityOwns(identity, request.uri):
+            raise Forbidden("Not the authenticated user's address of record")
+        authorizer = self.publishAuthorizer
+        if authorizer is not None and not authorizer.authorizePublish(
+            identity, resource, eventType, request
+        ):
+            raise Forbidden("Publication not authorized")
         # Step 1, for initial publications.
         policy = self.resourcePolicy
         if etag is None and policy is not None:

@@ -13,6 +13,7 @@ UDP only, C{interface=[::1]}).
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 from twisted.internet.endpoints import serverFromString
@@ -30,6 +31,8 @@ __all__ = [
     "ListenDescription",
     "describeAddress",
     "describeListener",
+    "isLoopback",
+    "listenInterface",
     "listenUDP",
     "parseListenDescription",
     "streamServerEndpoint",
@@ -165,6 +168,36 @@ def parseListenDescription(description: str) -> ListenDescription:
     if kind == "tls":
         kind = "ssl"
     return ListenDescription(transport, f"{kind}:{rest}")
+
+
+def listenInterface(description: ListenDescription) -> str:
+    """
+    The interface C{description} binds: the value of its C{interface}
+    option (brackets of an IPv6 address removed), or C{""} when it has
+    none, which means every interface.
+    """
+    if description.transport == UDP:
+        return description.interface
+    for keyword, value in _tokenize(description.description)[1:]:
+        if keyword == "interface":
+            if value.startswith("[") and value.endswith("]"):
+                value = value[1:-1]
+            return value
+    return ""
+
+
+def isLoopback(interface: str) -> bool:
+    """
+    Whether binding C{interface} (an address, C{localhost}, or C{""} for
+    every interface) is reachable from this machine only: C{127.0.0.0/8}
+    and C{::1}. Any other host name counts as reachable from elsewhere.
+    """
+    if interface.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(interface).is_loopback
+    except ValueError:
+        return False
 
 
 def listenUDP(

@@ -16,7 +16,12 @@ messages to. For each request it:
      method (405 with Allow for a method we know but do not serve, 501 for
      one we do not know), the Request-URI scheme (416), merged requests
      (482), Require (420 with Unsupported) and body content (415);
-  4. dispatches to the L{IRequestHandler} registered for the method with
+  4. when L{UserAgent.requireAuthentication} was called, authenticates
+     SUBSCRIBE and PUBLISH (or the methods it names) through the
+     L{IRequestAuthenticator} (RFC 3261 section 22): a failure is answered
+     with its status and headers (401 with C{WWW-Authenticate}), a success
+     sets L{RequestContext.identity};
+  5. dispatches to the L{IRequestHandler} registered for the method with
      L{UserAgent.registerMethod}; OPTIONS is answered by a built-in handler
      (RFC 3261 section 11.2) that later packages extend through the registry,
      L{UserAgent.eventTypes} and L{UserAgent.registerExtension}.
@@ -43,7 +48,15 @@ Choices made where the RFCs leave one:
     L{UserAgent.toTagFor}), so retransmissions and a CANCEL get the same tag
     without any state kept for it.
   - A handler L{Deferred} that has not fired after Timer F is answered 408,
-    so a stuck handler cannot hold its server transaction forever.
+    so a stuck handler cannot hold its server transaction forever; so is
+    an authentication that has not finished.
+  - Authentication comes after every section 8.2 check but content
+    processing's, so a request we would refuse anyway (405, 416, 420 ...)
+    is refused without a challenge, and before the handler, which sees
+    only authenticated requests. OPTIONS, NOTIFY, ACK and CANCEL are never
+    challenged: OPTIONS is how peers find out what we serve, an ACK or
+    CANCEL cannot be resubmitted with credentials (RFC 3261 section
+    22.1), and a NOTIFY comes from the notifier our subscription chose.
 """
 
 from __future__ import annotations
@@ -65,10 +78,12 @@ from sipevents.config import DEFAULT_TIMERS, TimerConfig
 from sipevents.errors import ParseError, SIPError
 from sipevents.interfaces import (
     IMessageReceiver,
+    IRequestAuthenticator,
     IRequestContext,
     IRequestHandler,
     IRetransmission,
     IRetransmittingSender,
+    ISIPIdentity,
     ITransportLayer,
     IUserAgent,
 )
@@ -113,6 +128,14 @@ KNOWN_METHODS = frozenset(
 #: never answered and a CANCEL only ever answered by the core (RFC 3261
 #: section 9.2 and 17.2.3).
 CORE_METHODS = frozenset({"ACK", "CANCEL"})
+
+#: Methods L{UserAgent.requireAuthentication} authenticates unless told
+#: otherwise: those that create or change state (RFC 3856 section 6.6.1,
+#: RFC 3903 section 14.1).
+AUTHENTICATED_METHODS = ("SUBSCRIBE", "PUBLISH")
+
+#: Methods never challenged (see the module docstring).
+NEVER_AUTHENTICATED = frozenset({"OPTIONS", "NOTIFY", "ACK", "CANCEL"})
 
 #: Methods whose out-of-dialog requests create dialogs, whose responses carry
 #: our Allow-Events (RFC 6665 section 4.4.4).
@@ -305,6 +328,8 @@ class RequestContext:
     @ivar inDialog: whether the request had a To tag.
     @ivar transaction: the server transaction.
     @ivar finalResponse: the final response once sent, else C{None}.
+    @ivar identity: the L{ISIPIdentity} that authenticated the request, or
+        C{None}.
     """
 
     __slots__ = (
@@ -315,6 +340,7 @@ class RequestContext:
         "inDialog",
         "transaction",
         "finalResponse",
+        "identity",
         "_timeout",
         "_timedOut",
     )
@@ -340,6 +366,7 @@ class RequestContext:
         self.inDialog = inDialog
         self.transaction = transaction
         self.finalResponse: Response | None = None
+        self.identity: ISIPIdentity | None = None
         self._timeout: TimerHandle | None = None
         self._timedOut = False
 
@@ -500,6 +527,9 @@ class UserAgent:
     @ivar extensions: the option tags we support (RFC 3261 section 8.2.2.3
         and 20.37), in order; see L{registerExtension}.
     @ivar merged: the memory of recent requests for merged-request detection.
+    @ivar authenticator: the L{IRequestAuthenticator} of
+        L{requireAuthentication}, or C{None}.
+    @ivar authenticatedMethods: the methods it authenticates.
     """
 
     log = Logger()
@@ -543,7 +573,36 @@ class UserAgent:
         self._handlers: dict[str, IRequestHandler] = {}
         self._tagSecret = secrets.token_bytes(16)
         self._pending: set[RequestContext] = set()
+        self.authenticator: IRequestAuthenticator | None = None
+        self.authenticatedMethods: frozenset[str] = frozenset()
         self.registerMethod("OPTIONS", OptionsHandler(self))
+
+    def requireAuthentication(
+        self,
+        authenticator: IRequestAuthenticator,
+        methods: Iterable[str] = AUTHENTICATED_METHODS,
+    ) -> None:
+        """
+        Authenticate every request of C{methods} through C{authenticator}
+        before its handler sees it (RFC 3261 section 22.1): a request that
+        fails is answered with the error's status and headers (401 with
+        C{WWW-Authenticate} challenges, 400 for a malformed Authorization),
+        one that passes reaches its handler with the identity in
+        L{RequestContext.identity}. Requests inside a dialog are
+        authenticated too: a refresh or an unsubscription changes state
+        as much as the initial request.
+
+        @param methods: the methods to authenticate; SUBSCRIBE and PUBLISH
+            by default.
+        @raise ValueError: for OPTIONS, NOTIFY, ACK or CANCEL, which are
+            never challenged (see the module docstring).
+        """
+        chosen = frozenset(methods)
+        refused = sorted(chosen & NEVER_AUTHENTICATED)
+        if refused:
+            raise ValueError(f"{', '.join(refused)} cannot be authenticated")
+        self.authenticator = authenticator
+        self.authenticatedMethods = chosen
 
     # Registry
 
@@ -826,7 +885,73 @@ class UserAgent:
         # RFC 3261 section 8.2.3: content processing.
         if handler.accept is not None and request.body:
             self._checkContent(request, handler.accept)
+        authenticator = self.authenticator
+        if authenticator is not None and method in self.authenticatedMethods:
+            self._authenticate(authenticator, handler, context)
+            return
         self._dispatch(handler, context)
+
+    def _authenticate(
+        self,
+        authenticator: IRequestAuthenticator,
+        handler: IRequestHandler,
+        context: RequestContext,
+    ) -> None:
+        """
+        Authenticate C{context}'s request, then dispatch it to C{handler}
+        (or to the handler registered for its method by then); an
+        authentication that takes longer than Timer F is answered 408 like
+        a slow handler.
+        """
+        try:
+            result = authenticator.authenticate(context.request)
+        except SIPError as error:
+            self._answerError(context, error)
+            return
+        self._pending.add(context)
+        result.addCallbacks(
+            self._authenticated,
+            self._notAuthenticated,
+            callbackArgs=(context, handler),
+            errbackArgs=(context,),
+        ).addErrback(self._answerFailed, context)
+        if context in self._pending and context.finalResponse is None:
+            context._timeout = self._handlerTimeouts.schedule((context, result))
+
+    def _authenticated(
+        self, identity: ISIPIdentity, context: RequestContext, handler: IRequestHandler
+    ) -> None:
+        self._finished(context)
+        if context.finalResponse is not None:
+            return
+        context.identity = identity
+        current = self._handlers.get(context.request.method, handler)
+        self._dispatch(current, context)
+
+    def _notAuthenticated(self, failure: Failure, context: RequestContext) -> None:
+        self._finished(context)
+        error = failure.value
+        if isinstance(error, SIPError):
+            self.log.debug(
+                "Not authenticated: {method} from {host}:{port}: {status} {reason}",
+                method=context.request.method,
+                host=context.source.host,
+                port=context.source.port,
+                status=error.status,
+                reason=error.reason,
+            )
+            self._answerError(context, error)
+            return
+        if context._timedOut and isinstance(error, CancelledError):
+            return
+        self.log.failure(
+            "Authenticating {method} from {host}:{port} failed",
+            failure,
+            method=context.request.method,
+            host=context.source.host,
+            port=context.source.port,
+        )
+        self._answer(context, 500)
 
     def _checkContent(self, request: Request, accept: Sequence[str]) -> None:
         """

@@ -8,7 +8,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import types
 from pathlib import Path
+from typing import Any
 
 from twisted.application.service import IServiceMaker
 from twisted.internet.testing import MemoryReactorClock
@@ -19,6 +21,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from sipevents.app.service import SIPEventsService
 from sipevents.app.tap import DEFAULT_LISTEN, Options, makeService
 from sipevents.config import DEFAULT_LIMITS, DEFAULT_TIMERS, TimerConfig
+from sipevents.notifier.authorization import AcceptAll, AuthenticatedWatchers
 
 #: The checkout, whose C{twisted/plugins} holds the dropin.
 ROOT = Path(__file__).resolve().parent.parent
@@ -238,6 +241,177 @@ class MakeServiceTests(SynchronousTestCase):
         """
         service = makeService(parse(), reactor=MemoryReactorClock())
         self.assertEqual(service.descriptions, list(DEFAULT_LISTEN))
+
+
+class FakeDigestAuthenticator:
+    """
+    Stands for C{sipevents.sip.authentication.DigestAuthenticator}: keeps
+    what it was built with.
+    """
+
+    def __init__(self, clock: Any, portal: Any, realm: str) -> None:
+        self.clock = clock
+        self.portal = portal
+        self.realm = realm
+
+    def authenticate(self, request: Any) -> Any:
+        raise NotImplementedError()
+
+
+def fakePortalFromFile(path: str, realm: str | None) -> tuple[Any, str]:
+    """
+    Stands for C{sipevents.sip.authentication.portalFromFile}: reads the
+    realms of an htdigest file, and chooses the realm as the real one
+    does.
+    """
+    with open(path) as f:
+        realms = sorted({line.split(":")[1] for line in f if line.strip()})
+    if realm is None:
+        if len(realms) != 1:
+            raise ValueError(
+                f"the file has the realms {', '.join(realms)}: choose one with --realm"
+            )
+        realm = realms[0]
+    return ("portal", path), realm
+
+
+class AuthenticationOptionsTests(SynchronousTestCase):
+    """
+    C{--users}, C{--realm} and C{--no-authentication}, and the refusal to
+    serve beyond loopback without authentication.
+
+    C{sipevents.sip.authentication} is replaced by a fake module, so that
+    what the options do with it is checked on its own.
+    """
+
+    def setUp(self) -> None:
+        fake = types.ModuleType("sipevents.sip.authentication")
+        fake.portalFromFile = fakePortalFromFile  # type: ignore[attr-defined]
+        fake.DigestAuthenticator = FakeDigestAuthenticator  # type: ignore[attr-defined]
+        name = fake.__name__
+        saved = sys.modules.get(name)
+        sys.modules[name] = fake
+
+        def restore() -> None:
+            if saved is None:
+                del sys.modules[name]
+            else:
+                sys.modules[name] = saved
+
+        self.addCleanup(restore)
+
+    def usersFile(self, *lines: str) -> str:
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("".join(line + "\n" for line in lines))
+        return path
+
+    def test_refusesBeyondLoopback(self) -> None:
+        """
+        Without C{--users}, a C{--listen} on all interfaces (no interface,
+        C{0.0.0.0}, C{::}) or on another address is a usage error naming
+        C{--users} and C{--no-authentication}.
+        """
+        for description in [
+            "udp:5060:interface=0.0.0.0",
+            "udp:5060",
+            "tcp:5060",
+            "tcp:5060:interface=192.0.2.1",
+            "tcp6:5060:interface=\\:\\:",
+            "udp:5060:interface=example.com",
+        ]:
+            error = self.assertRaises(
+                UsageError,
+                parse,
+                "--listen",
+                "udp:5060:interface=127.0.0.1",
+                "--listen",
+                description,
+            )
+            message = str(error)
+            self.assertIn(description, message)
+            self.assertIn("--users", message)
+            self.assertIn("--no-authentication", message)
+
+    def test_loopbackNeedsNothing(self) -> None:
+        """
+        Loopback listeners need neither option, and the defaults are on
+        loopback: the server authenticates no one.
+        """
+        for description in [
+            "udp:5060:interface=127.0.0.1",
+            "udp:5060:interface=127.0.0.2",
+            "tcp:5060:interface=localhost",
+            "tcp6:5060:interface=\\:\\:1",
+            "udp:5060:interface=[::1]",
+        ]:
+            self.assertEqual(parse("--listen", description)["listen"], [description])
+        service = makeService(parse(), reactor=MemoryReactorClock())
+        self.assertIsNone(service.userAgent.authenticator)
+        self.assertIsInstance(service.notifier.authorizer, AcceptAll)
+
+    def test_noAuthentication(self) -> None:
+        """
+        C{--no-authentication} lets a server without users listen anywhere.
+        """
+        options = parse("--no-authentication", "--listen", "udp:5060")
+        self.assertEqual(options["listen"], ["udp:5060"])
+        service = makeService(options, reactor=MemoryReactorClock())
+        self.assertIsNone(service.userAgent.authenticator)
+
+    def test_users(self) -> None:
+        """
+        C{--users} turns authentication on with the file's realm, and lets
+        the server listen beyond loopback; the authenticator is built on
+        the reactor, the portal of the file and the realm, and the default
+        authorizer is L{AuthenticatedWatchers}.
+        """
+        path = self.usersFile("alice:example.com:" + "0" * 32)
+        options = parse("--users", path, "--listen", "udp:5060")
+        self.assertEqual(options["realm"], "example.com")
+        self.assertEqual(options["users"], os.path.abspath(path))
+        reactor = MemoryReactorClock()
+        service = makeService(options, reactor=reactor)
+        authenticator = service.userAgent.authenticator
+        self.assertIsInstance(authenticator, FakeDigestAuthenticator)
+        assert isinstance(authenticator, FakeDigestAuthenticator)
+        self.assertIs(authenticator.clock, reactor)
+        self.assertEqual(authenticator.portal, ("portal", os.path.abspath(path)))
+        self.assertEqual(authenticator.realm, "example.com")
+        self.assertEqual(
+            service.userAgent.authenticatedMethods, frozenset({"SUBSCRIBE", "PUBLISH"})
+        )
+        self.assertIsInstance(service.notifier.authorizer, AuthenticatedWatchers)
+
+    def test_severalRealms(self) -> None:
+        """
+        A users file with several realms needs C{--realm}; the usage error
+        says so.
+        """
+        path = self.usersFile(
+            "alice:example.com:" + "0" * 32, "bob:example.org:" + "1" * 32
+        )
+        error = self.assertRaises(UsageError, parse, "--users", path)
+        self.assertIn("--realm", str(error))
+        self.assertIn(path, str(error))
+        options = parse("--users", path, "--realm", "example.org")
+        self.assertEqual(options["realm"], "example.org")
+
+    def test_badCombinations(self) -> None:
+        """
+        A missing users file, C{--realm} without C{--users}, and C{--users}
+        with C{--no-authentication} are usage errors.
+        """
+        missing = self.mktemp()
+        error = self.assertRaises(UsageError, parse, "--users", missing)
+        self.assertIn("no such file", str(error))
+        error = self.assertRaises(UsageError, parse, "--realm", "example.com")
+        self.assertIn("--users", str(error))
+        path = self.usersFile("alice:example.com:" + "0" * 32)
+        error = self.assertRaises(
+            UsageError, parse, "--users", path, "--no-authentication"
+        )
+        self.assertIn("--no-authentication", str(error))
 
 
 class PluginTests(SynchronousTestCase):

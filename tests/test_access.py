@@ -543,6 +543,38 @@ class ServiceAccessTests(SynchronousTestCase):
             [f"sip:alice@{REALM}"],
         )
 
+    def test_rfc3903_14_1_othersEntityTag(self) -> None:
+        """
+        An entity-tag of someone else's publication is of no use: a
+        refresh, modification or removal of it by another authenticated
+        user is answered 403, and the publication stays.
+        """
+        resource = f"sip:alice@{REALM}"
+        response = self.response(
+            publishRequest(
+                resource, body=pidf(resource), contentType=PIDF, headers=auth("alice")
+            )
+        )
+        etag = response.headers.get("SIP-ETag")
+        assert etag is not None
+        for request in [
+            publishRequest(resource, etag=etag, headers=auth("carol")),
+            publishRequest(
+                resource,
+                etag=etag,
+                body=pidf(resource, "gone"),
+                contentType=PIDF,
+                headers=auth("carol"),
+            ),
+            publishRequest(resource, etag=etag, expires=0, headers=auth("carol")),
+        ]:
+            self.assertEqual(self.response(request).code, 403)
+        [record] = self.service.store.allPublications()
+        self.assertEqual(record.etag, etag)
+        removal = publishRequest(resource, etag=etag, expires=0, headers=auth("alice"))
+        self.assertEqual(self.response(removal).code, 200)
+        self.assertEqual(self.service.store.allPublications(), [])
+
     def test_rfc3903_14_1_publishAuthorizer(self) -> None:
         """
         The L{IPublishAuthorizer} is asked with the identity, resource and

@@ -15,6 +15,8 @@ from sipevents.sip.endpoints import (
     ListenDescription,
     describeAddress,
     describeListener,
+    isLoopback,
+    listenInterface,
     listenUDP,
     parseListenDescription,
     streamServerEndpoint,
@@ -150,3 +152,42 @@ class ListenUDPTests(SynchronousTestCase):
         )
         self.assertEqual(describeListener("UDP", port), "UDP [::1]:5070")
         self.assertEqual(describeAddress("TCP", "", 5060), "TCP 0.0.0.0:5060")
+
+
+class ListenInterfaceTests(SynchronousTestCase):
+    """
+    L{listenInterface} and L{isLoopback}: whether a listener is reachable
+    from other machines.
+    """
+
+    def test_listenInterface(self) -> None:
+        """
+        The C{interface} option of UDP and stream descriptions, brackets and
+        escapes removed; C{""} (every interface) without one.
+        """
+        for description, interface in [
+            ("udp:5060:interface=192.0.2.1", "192.0.2.1"),
+            ("udp:5060", ""),
+            ("udp:5060:interface=[::1]", "::1"),
+            ("tcp:5060:interface=127.0.0.1", "127.0.0.1"),
+            ("tcp:5060", ""),
+            ("tcp:interface=\\:\\:1:port=5060", "::1"),
+            ("tcp6:5060:interface=\\:\\:", "::"),
+            ("tls:5061:privateKey=k.pem:interface=10.0.0.1", "10.0.0.1"),
+        ]:
+            self.assertEqual(
+                listenInterface(parseListenDescription(description)),
+                interface,
+                description,
+            )
+
+    def test_isLoopback(self) -> None:
+        """
+        127.0.0.0/8, C{::1} and C{localhost} are loopback; every other
+        address, every interface (C{""}, C{0.0.0.0}, C{::}) and other host
+        names are not.
+        """
+        for interface in ("127.0.0.1", "127.1.2.3", "::1", "localhost", "LOCALHOST"):
+            self.assertTrue(isLoopback(interface), interface)
+        for interface in ("", "0.0.0.0", "::", "192.0.2.1", "example.com", "::ffff:1"):
+            self.assertFalse(isLoopback(interface), interface)

@@ -425,16 +425,12 @@ class Notifier:
             )
             if not records:
                 raise CallDoesNotExist()
-            if identity is not None and not identityOwns(identity, records[0].watcher):
-                raise Forbidden("Not the subscriber of this dialog")
             return self._inDialog(request, context, records)
         # A new request whose dialog exists already: the same transaction
         # identity, so the same To tag, sent again after its transaction
         # ended; it is that dialog's.
         records = self.store.subscriptionsByDialog(callId, context.toTag, remoteTag)
         if records:
-            if identity is not None and not identityOwns(identity, records[0].watcher):
-                raise Forbidden("Not the subscriber of this dialog")
             return self._inDialog(request, context, records)
         return self._initial(request, context)
 
@@ -463,6 +459,9 @@ class Notifier:
         context: IRequestContext,
         records: list[SubscriptionRecord],
     ) -> Deferred[Response | None] | None:
+        identity = context.identity
+        if identity is not None and not identityOwns(identity, records[0].watcher):
+            raise Forbidden("Not the subscriber of this dialog")
         cseq = checkRemoteCSeq(max(r.remoteCSeq for r in records), request)
         package = self.registry.resolve(request.event)
         event = cast(Event, request.event)

@@ -9,6 +9,7 @@ phrase (or drops the message and logs it when no response can be addressed).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import Enum
 from typing import TYPE_CHECKING
 
@@ -83,6 +84,26 @@ class MessageTooLarge(ParseError):
 
     status = 513
     defaultReason = "Message Too Large"
+
+
+class Unauthorized(SIPError):
+    """
+    401: the request must carry credentials, or carried ones that were
+    refused (RFC 3261 section 21.4.2 and 22.2). The response carries a
+    C{WWW-Authenticate} header per challenge (RFC 3261 section 22.2: at
+    least one; RFC 8760 section 2.4: one per algorithm, the preferred first).
+
+    @ivar challenges: the C{WWW-Authenticate} values, in order.
+    """
+
+    status = 401
+    defaultReason = "Unauthorized"
+
+    def __init__(self, challenges: Sequence[str], reason: str | None = None) -> None:
+        super().__init__(
+            reason, headers=[("WWW-Authenticate", value) for value in challenges]
+        )
+        self.challenges = list(challenges)
 
 
 class Forbidden(SIPError):

@@ -1,8 +1,10 @@
 # -*- test-case-name: tests.test_subscriber -*-
 """
 Plain value types that cross the seams of sipevents: what a subscriber
-reports to its observers (RFC 6665 section 4.1.3) and how a subscription
-fails. They hold data and format it; they do nothing.
+reports to its observers (RFC 6665 section 4.1.3), how a subscription
+fails, the credentials a client answers challenges with and the user a
+server authenticated (RFC 3261 section 22). They hold data and format it;
+they do nothing.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from dataclasses import dataclass
 from sipevents.errors import ParseError
 from sipevents.sip.headers import Event, SubscriptionState
 from sipevents.sip.message import Request, Response
+from sipevents.sip.uri import SIPURI, URI
 
 __all__ = [
     "Credentials",
     "Notification",
+    "SIPUser",
     "SubscriptionFailed",
     "SubscriptionTerminated",
     "SubscriptionTimedOut",
@@ -169,3 +173,42 @@ class Credentials:
     username: str
     password: str
     realm: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SIPUser:
+    """
+    A user the server authenticated (RFC 3261 section 22): the avatar
+    L{sipevents.sip.authentication.SIPUserRealm} hands out for
+    L{sipevents.interfaces.ISIPIdentity}, which it provides.
+
+    The realm is the users' domain: C{alice} of realm C{example.com} is
+    C{sip:alice@example.com}, as Kamailio's C{auth_check} with its From
+    check sees it. On loopback the realm is C{127.0.0.1}.
+
+    @ivar username: the Digest username, exactly as authenticated.
+    @ivar realm: the realm it authenticated in.
+    """
+
+    username: str
+    realm: str
+
+    @property
+    def addressOfRecord(self) -> str:
+        """
+        The user's address of record, C{sip:username@realm}.
+        """
+        return f"sip:{self.username}@{self.realm}"
+
+    def owns(self, uri: URI) -> bool:
+        """
+        Whether C{uri} is this user's: a SIP or SIPS URI whose user part is
+        the username (compared exactly) and whose host is the realm
+        (case-insensitive, as host names are, RFC 3261 section 19.1.4).
+        Port and parameters are ignored.
+        """
+        return (
+            isinstance(uri, SIPURI)
+            and uri.user == self.username
+            and uri.host.lower() == self.realm.lower()
+        )

@@ -20,6 +20,7 @@ from twisted.cred.credentials import IUsernameDigestHash, IUsernameHashedPasswor
 from twisted.cred.portal import IRealm, Portal
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
+from twisted.logger import Logger, formatEvent
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
@@ -27,6 +28,7 @@ from zope.interface.verify import verifyObject
 from sipevents.errors import SIPError, Unauthorized
 from sipevents.events import Credentials, SIPUser
 from sipevents.interfaces import IRequestAuthenticator, ISIPIdentity
+from sipevents.sip import authentication
 from sipevents.sip.authentication import (
     DigestAuthenticator,
     HTDigestChecker,
@@ -962,3 +964,27 @@ class SIPUserTests(SynchronousTestCase):
             "tel:+15551234567",
         ]:
             self.assertFalse(alice.owns(parseURI(text)), text)
+
+
+class LoggingTests(AuthenticatorTestCase):
+    """
+    Refusals are logged through C{twisted.logger}, without secrets.
+    """
+
+    def test_noPasswordMaterialLogged(self) -> None:
+        """
+        A refused login is logged with the method and username, never the
+        password, the response digest or the nonce.
+        """
+        events: list[dict[str, object]] = []
+        self.patch(authentication, "_log", Logger(observer=events.append))
+        challenge = self.challenge()
+        request = self.answered(challenge, Credentials("alice", "hunter2"))
+        self.refused(request)
+        _, params = parseAuthParams(request.headers.getAll("Authorization")[0])
+        text = " ".join(formatEvent(event) for event in events)
+        self.assertIn("alice", text)
+        self.assertIn("SUBSCRIBE", text)
+        for secret in ["hunter2", params["response"], challenge.nonce]:
+            self.assertNotIn(secret, text)
+            self.assertNotIn(secret, repr(events))

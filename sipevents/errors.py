@@ -9,6 +9,7 @@ phrase (or drops the message and logs it when no response can be addressed).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import Enum
 from typing import TYPE_CHECKING
 
@@ -85,30 +86,31 @@ class MessageTooLarge(ParseError):
     defaultReason = "Message Too Large"
 
 
-class Forbidden(SIPError):
-    """403: the request is understood but refused (RFC 3261 section 21.4.4)."""
-
-    status = 403
-    defaultReason = "Forbidden"
-
-
 class Unauthorized(SIPError):
     """
-    401: the request needs credentials, or those it carried were refused
-    (RFC 3261 section 21.4.2 and 22.1); carries one C{WWW-Authenticate}
-    challenge per value.
+    401: the request must carry credentials, or carried ones that were
+    refused (RFC 3261 section 21.4.2 and 22.2). The response carries a
+    C{WWW-Authenticate} header per challenge (RFC 3261 section 22.2: at
+    least one; RFC 8760 section 2.4: one per algorithm, the preferred first).
 
-    @ivar challenges: the C{WWW-Authenticate} values.
+    @ivar challenges: the C{WWW-Authenticate} values, in order.
     """
 
     status = 401
     defaultReason = "Unauthorized"
 
-    def __init__(self, challenges: list[str], reason: str | None = None) -> None:
+    def __init__(self, challenges: Sequence[str], reason: str | None = None) -> None:
         super().__init__(
             reason, headers=[("WWW-Authenticate", value) for value in challenges]
         )
         self.challenges = list(challenges)
+
+
+class Forbidden(SIPError):
+    """403: the request is understood but refused (RFC 3261 section 21.4.4)."""
+
+    status = 403
+    defaultReason = "Forbidden"
 
 
 class NotFound(SIPError):

@@ -1,8 +1,10 @@
 # -*- test-case-name: tests.test_subscriber -*-
 """
 Plain value types that cross the seams of sipevents: what a subscriber
-reports to its observers (RFC 6665 section 4.1.3) and how a subscription
-fails. They hold data and format it; they do nothing.
+reports to its observers (RFC 6665 section 4.1.3), how a subscription
+fails, the credentials a client answers challenges with and the user a
+server authenticated (RFC 3261 section 22). They hold data and format it;
+they do nothing.
 """
 
 from __future__ import annotations
@@ -176,12 +178,16 @@ class Credentials:
 @dataclass(frozen=True, slots=True)
 class SIPUser:
     """
-    A user whose request passed Digest authentication (RFC 3261 section
-    22): the avatar of the server's C{twisted.cred} portal.
+    A user the server authenticated (RFC 3261 section 22): the avatar
+    L{sipevents.sip.authentication.SIPUserRealm} hands out for
+    L{sipevents.interfaces.ISIPIdentity}, which it provides.
 
-    The realm is the users' domain, as for Kamailio's C{auth_check} with
-    From checks: user C{alice} of realm C{example.com} is
-    C{sip:alice@example.com}.
+    The realm is the users' domain: C{alice} of realm C{example.com} is
+    C{sip:alice@example.com}, as Kamailio's C{auth_check} with its From
+    check sees it. On loopback the realm is C{127.0.0.1}.
+
+    @ivar username: the Digest username, exactly as authenticated.
+    @ivar realm: the realm it authenticated in.
     """
 
     username: str
@@ -190,14 +196,16 @@ class SIPUser:
     @property
     def addressOfRecord(self) -> str:
         """
-        C{sip:USERNAME@REALM}.
+        The user's address of record, C{sip:username@realm}.
         """
         return f"sip:{self.username}@{self.realm}"
 
     def owns(self, uri: URI) -> bool:
         """
-        Whether C{uri} is a SIP or SIPS URI of this user: its user part is
-        the username exactly, its host the realm without regard to case.
+        Whether C{uri} is this user's: a SIP or SIPS URI whose user part is
+        the username (compared exactly) and whose host is the realm
+        (case-insensitive, as host names are, RFC 3261 section 19.1.4).
+        Port and parameters are ignored.
         """
         return (
             isinstance(uri, SIPURI)

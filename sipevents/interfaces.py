@@ -3,14 +3,18 @@
 Every interface of sipevents, in one place.
 
 Implementations declare C{@implementer(...)}; tests check them with
-C{verifyObject}.
+C{verifyObject}. A value type of L{sipevents.events} that provides an
+interface is declared here with C{classImplements}, since value modules do
+not import this one at run time.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from zope.interface import Attribute, Interface
+from zope.interface import Attribute, Interface, classImplements
+
+from sipevents.events import SIPUser
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -23,6 +27,7 @@ if TYPE_CHECKING:
     from sipevents.sip.addresses import Source, Target
     from sipevents.sip.headers import Event
     from sipevents.sip.message import Message, Request, Response
+    from sipevents.sip.uri import URI
 
 
 class ISIPConnection(Interface):
@@ -395,6 +400,47 @@ class IRequestHandler(Interface):
         """
 
 
+class ISIPIdentity(Interface):
+    """
+    Who sent a request, as Digest authentication proved it (RFC 3261
+    section 22): the avatar a C{twisted.cred} portal hands out for this
+    interface. L{sipevents.events.SIPUser} provides it.
+    """
+
+    username = Attribute("The authenticated Digest username, as L{str}.")
+    realm = Attribute("The realm (L{str}) the user authenticated in.")
+    addressOfRecord = Attribute(
+        "The user's address of record, C{sip:username@realm}, as L{str}."
+    )
+
+    def owns(uri: URI) -> bool:
+        """
+        Whether C{uri} is this user's address of record: a SIP or SIPS URI
+        with the username as user part and the realm as host.
+        """
+
+
+class IRequestAuthenticator(Interface):
+    """
+    Authenticates the sender of a request (RFC 3261 section 22.2): a UAS
+    asks it before handling a request that creates or changes state.
+    """
+
+    def authenticate(request: Request) -> Deferred[ISIPIdentity]:
+        """
+        @return: a L{Deferred} firing with the identity the request's
+            credentials prove, or failing with a
+            L{sipevents.errors.SIPError} to answer with: a
+            L{sipevents.errors.Unauthorized} (401, carrying fresh
+            C{WWW-Authenticate} challenges) when credentials are missing,
+            wrong, for another realm, replayed or stale; a 400 when they
+            are malformed.
+        """
+
+
+classImplements(SIPUser, ISIPIdentity)
+
+
 class IEventPackage(Interface):
     """
     An event package (RFC 6665 section 5.4): what a notifier needs to serve
@@ -655,33 +701,6 @@ class IPublishAuthorizer(Interface):
         @param eventType: C{"presence"} ...
         @param request: the PUBLISH.
         @return: C{False} to answer 403.
-        """
-
-
-class ISIPIdentity(Interface):
-    """
-    Who sent a request, as Digest authentication established it (RFC 3261
-    section 22): the avatar interface of the server's C{twisted.cred}
-    portal.
-    """
-
-    username = Attribute("L{str}: the user name the credentials were for.")
-    realm = Attribute("L{str}: the realm, which is the users' domain.")
-    addressOfRecord = Attribute("L{str}: C{sip:USERNAME@REALM}.")
-
-
-class IRequestAuthenticator(Interface):
-    """
-    Authenticates requests for the user agent core (RFC 3261 section 22.1
-    and 22.4).
-    """
-
-    def authenticate(request: Request) -> Deferred[ISIPIdentity]:
-        """
-        @return: a L{Deferred} firing with who sent C{request}, or failing
-            with L{sipevents.errors.Unauthorized} (401 with challenges) or
-            another L{sipevents.errors.SIPError} (400 for a malformed
-            Authorization).
         """
 
 

@@ -8,9 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import types
 from pathlib import Path
-from typing import Any
 
 from twisted.application.service import IServiceMaker
 from twisted.internet.testing import MemoryReactorClock
@@ -22,6 +20,7 @@ from sipevents.app.service import SIPEventsService
 from sipevents.app.tap import DEFAULT_LISTEN, Options, makeService
 from sipevents.config import DEFAULT_LIMITS, DEFAULT_TIMERS, TimerConfig
 from sipevents.notifier.authorization import AcceptAll, AuthenticatedWatchers
+from sipevents.sip.authentication import DigestAuthenticator
 
 #: The checkout, whose C{twisted/plugins} holds the dropin.
 ROOT = Path(__file__).resolve().parent.parent
@@ -243,62 +242,11 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertEqual(service.descriptions, list(DEFAULT_LISTEN))
 
 
-class FakeDigestAuthenticator:
-    """
-    Stands for C{sipevents.sip.authentication.DigestAuthenticator}: keeps
-    what it was built with.
-    """
-
-    def __init__(self, clock: Any, portal: Any, realm: str) -> None:
-        self.clock = clock
-        self.portal = portal
-        self.realm = realm
-
-    def authenticate(self, request: Any) -> Any:
-        raise NotImplementedError()
-
-
-def fakePortalFromFile(path: str, realm: str | None) -> tuple[Any, str]:
-    """
-    Stands for C{sipevents.sip.authentication.portalFromFile}: reads the
-    realms of an htdigest file, and chooses the realm as the real one
-    does.
-    """
-    with open(path) as f:
-        realms = sorted({line.split(":")[1] for line in f if line.strip()})
-    if realm is None:
-        if len(realms) != 1:
-            raise ValueError(
-                f"the file has the realms {', '.join(realms)}: choose one with --realm"
-            )
-        realm = realms[0]
-    return ("portal", path), realm
-
-
 class AuthenticationOptionsTests(SynchronousTestCase):
     """
     C{--users}, C{--realm} and C{--no-authentication}, and the refusal to
     serve beyond loopback without authentication.
-
-    C{sipevents.sip.authentication} is replaced by a fake module, so that
-    what the options do with it is checked on its own.
     """
-
-    def setUp(self) -> None:
-        fake = types.ModuleType("sipevents.sip.authentication")
-        fake.portalFromFile = fakePortalFromFile  # type: ignore[attr-defined]
-        fake.DigestAuthenticator = FakeDigestAuthenticator  # type: ignore[attr-defined]
-        name = fake.__name__
-        saved = sys.modules.get(name)
-        sys.modules[name] = fake
-
-        def restore() -> None:
-            if saved is None:
-                del sys.modules[name]
-            else:
-                sys.modules[name] = saved
-
-        self.addCleanup(restore)
 
     def usersFile(self, *lines: str) -> str:
         path = self.mktemp()
@@ -363,8 +311,10 @@ class AuthenticationOptionsTests(SynchronousTestCase):
         """
         C{--users} turns authentication on with the file's realm, and lets
         the server listen beyond loopback; the authenticator is built on
-        the reactor, the portal of the file and the realm, and the default
-        authorizer is L{AuthenticatedWatchers}.
+        the reactor, the portal of the file and the realm, offers only the
+        algorithms the file's users have (an htdigest file as Apache writes
+        it: MD5 only, RFC 8760 section 2.4), and the default authorizer is
+        L{AuthenticatedWatchers}.
         """
         path = self.usersFile("alice:example.com:" + "0" * 32)
         options = parse("--users", path, "--listen", "udp:5060")
@@ -373,11 +323,12 @@ class AuthenticationOptionsTests(SynchronousTestCase):
         reactor = MemoryReactorClock()
         service = makeService(options, reactor=reactor)
         authenticator = service.userAgent.authenticator
-        self.assertIsInstance(authenticator, FakeDigestAuthenticator)
-        assert isinstance(authenticator, FakeDigestAuthenticator)
+        self.assertIsInstance(authenticator, DigestAuthenticator)
+        assert isinstance(authenticator, DigestAuthenticator)
         self.assertIs(authenticator.clock, reactor)
-        self.assertEqual(authenticator.portal, ("portal", os.path.abspath(path)))
+        self.assertIs(authenticator.portal, options["portal"])
         self.assertEqual(authenticator.realm, "example.com")
+        self.assertEqual(authenticator.algorithms, ("MD5",))
         self.assertEqual(
             service.userAgent.authenticatedMethods, frozenset({"SUBSCRIBE", "PUBLISH"})
         )

@@ -27,12 +27,12 @@ presence and voicemail and publish anyone's presence.
 
 from __future__ import annotations
 
-import importlib
 import math
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
+from twisted.cred.credentials import IUsernameDigestHash
 from twisted.python import usage
 
 from sipevents.app.service import (
@@ -42,6 +42,7 @@ from sipevents.app.service import (
 )
 from sipevents.config import DEFAULT_LIMITS, DEFAULT_TIMERS, Limits, TimerConfig
 from sipevents.packages import discoverPackages
+from sipevents.sip.authentication import DigestAuthenticator, portalFromFile
 from sipevents.sip.endpoints import (
     isLoopback,
     listenInterface,
@@ -91,14 +92,6 @@ def _positive(kind: Callable[[str], Any], what: str) -> Callable[[str], Any]:
 _seconds = _positive(float, "a number of seconds")
 _count = _positive(int, "a whole number")
 _wholeSeconds = _positive(int, "a whole number of seconds")
-
-
-def _authentication() -> Any:
-    """
-    L{sipevents.sip.authentication}, imported when first needed: only a
-    server with users needs it and C{twisted.cred}.
-    """
-    return importlib.import_module("sipevents.sip.authentication")
 
 
 class Options(usage.Options):
@@ -373,9 +366,11 @@ class Options(usage.Options):
         if not os.path.isfile(path):
             raise usage.UsageError(f"--users {users}: no such file")
         try:
-            portal, realm = _authentication().portalFromFile(path, self["realm"])
-        except (OSError, ValueError) as error:
+            portal, realm = portalFromFile(path, self["realm"])
+        except OSError as error:
             raise usage.UsageError(f"--users {users}: {error}") from None
+        except ValueError as error:
+            raise usage.UsageError(f"--users {users}: {error} with --realm") from None
         self["users"] = path
         self["portal"] = portal
         self["realm"] = realm
@@ -431,8 +426,14 @@ def makeService(options: Options, reactor: Any = None) -> SIPEventsService:
         packages = discoverPackages(options["package"] or None)
     authenticator = None
     if options["portal"] is not None:
-        authenticator = _authentication().DigestAuthenticator(
-            reactor, options["portal"], options["realm"]
+        portal = options["portal"]
+        realm = options["realm"]
+        # Offer only the algorithms the file's users can answer: a client
+        # picks SHA-256 whenever it is offered (RFC 8760 section 2.4), and
+        # Apache's htdigest writes MD5 lines only.
+        checker = portal.checkers[IUsernameDigestHash]
+        authenticator = DigestAuthenticator(
+            reactor, portal, realm, algorithms=checker.algorithms(realm)
         )
 
     def stopReactor(failure: Failure) -> None:

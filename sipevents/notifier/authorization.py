@@ -77,21 +77,17 @@ def _compile(patterns: Iterable[str]) -> re.Pattern[str] | None:
 
 def identityOwns(identity: ISIPIdentity, uri: URI | str) -> bool:
     """
-    Whether C{uri} (a URI, or its text) is an address of C{identity}: a SIP
-    or SIPS URI whose user part is the identity's username exactly and
-    whose host is its realm, without regard to case (the realm is the
-    users' domain). Text that is not a URI is nobody's.
+    Whether C{uri} (a URI, or its text as records keep it) is an address
+    of C{identity} (L{ISIPIdentity.owns}). Text that is not a URI is
+    nobody's.
     """
     if isinstance(uri, str):
         try:
             uri = parseURI(uri)
         except ParseError:
             return False
-    return (
-        isinstance(uri, SIPURI)
-        and uri.user == identity.username
-        and uri.host.lower() == str(identity.realm).lower()
-    )
+    owns: bool = identity.owns(uri)
+    return owns
 
 
 def isOwnerOnly(eventType: str) -> bool:

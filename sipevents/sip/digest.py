@@ -34,9 +34,11 @@ Values are text: passwords and usernames are hashed as UTF-8 (RFC 7616
 section 4, C{charset=UTF-8}; for the ASCII names SIP deployments use this is
 also what RFC 2617 servers compute).
 
-L{verifyAuthorization} is the matching server-side check, small and used by
-our tests to play a challenging UAS; it does not keep nonce counts and is no
-replacement for a real registrar's bookkeeping.
+L{digestHA1} and L{requestDigest} compute the digest; the server side,
+L{sipevents.sip.authentication}, uses the same two functions, so that both
+sides compute it one way. L{verifyAuthorization} is a small server-side
+check used by our tests to play a challenging UAS; it keeps no nonce counts:
+the real one is L{sipevents.sip.authentication.DigestAuthenticator}.
 """
 
 from __future__ import annotations
@@ -58,8 +60,12 @@ __all__ = [
     "SUPPORTED_ALGORITHMS",
     "authorizationFor",
     "authorize",
+    "canonicalAlgorithm",
+    "digestHA1",
     "parseAuthParams",
     "parseChallenge",
+    "quoteString",
+    "requestDigest",
     "verifyAuthorization",
 ]
 
@@ -146,7 +152,7 @@ def _paramValue(value: str) -> str:
     return _unquote(value[1:-1]) if value.startswith('"') else value
 
 
-def _quote(value: str) -> str:
+def quoteString(value: str) -> str:
     """
     A quoted-string (RFC 2617 section 1.2): C{"} and C{\\} escaped. CR and
     LF cannot be carried and become spaces, so that a hostile nonce can
@@ -289,11 +295,30 @@ def _chooseQop(offered: tuple[str, ...]) -> str | None:
     return None
 
 
-def _response(
+def canonicalAlgorithm(name: str) -> str | None:
+    """
+    The canonical spelling of a supported algorithm name (C{"sha-256"} is
+    C{"SHA-256"}; RFC 7616 section 3.3: algorithm names are
+    case-insensitive), or C{None} for one we do not support.
+    """
+    return _CANONICAL_ALGORITHMS.get(name.upper())
+
+
+def digestHA1(algorithm: str, username: str, realm: str, password: str) -> str:
+    """
+    C{H(username ":" realm ":" password)} in hex, with the hash of
+    C{algorithm} (a C{-sess} variant uses its base hash): the A1 digest of
+    RFC 2617 section 3.2.2.2 and RFC 7616 section 3.4.2 that a server may
+    store instead of the password (Apache's C{htdigest} stores the MD5 one).
+    """
+    return _HASHES[algorithm.removesuffix("-sess")](
+        f"{username}:{realm}:{password}".encode()
+    )
+
+
+def requestDigest(
     algorithm: str,
-    username: str,
-    realm: str,
-    password: str,
+    ha1: str,
     nonce: str,
     method: str,
     uri: str,
@@ -304,14 +329,24 @@ def _response(
 ) -> str:
     """
     The C{request-digest} (RFC 2617 section 3.2.2.1 to 3.2.2.3, RFC 7616
-    section 3.4.1 to 3.4.3).
+    section 3.4.1 to 3.4.3, RFC 3261 section 22.4 item 7), from the A1
+    digest L{digestHA1} computes: the one computation the client
+    (L{authorizationFor}) and the server
+    (L{sipevents.sip.authentication.SIPDigestCredentials}) share.
+
+    @param ha1: C{H(username:realm:password)} in lower-case hex; for a
+        C{-sess} algorithm it is combined with C{nonce} and C{cnonce} here.
+    @param qop: C{"auth"}, C{"auth-int"}, or C{None} for the RFC 2069 form
+        (then C{nc} and C{cnonce} are not used, except C{cnonce} by
+        C{-sess}).
+    @param nc: the nonce count as written (8 hex digits).
+    @param body: the request body, hashed for C{qop=auth-int} only.
     """
     H = _HASHES[algorithm.removesuffix("-sess")]
 
     def h(text: str) -> str:
         return H(text.encode("utf-8"))
 
-    ha1 = h(f"{username}:{realm}:{password}")
     if algorithm.endswith("-sess"):
         ha1 = h(f"{ha1}:{nonce}:{cnonce}")
     if qop == "auth-int":
@@ -360,11 +395,9 @@ def authorizationFor(
         cnonce = secrets.token_hex(16)
     ncValue = f"{nc:08x}"
     username = credentials.username
-    response = _response(
+    response = requestDigest(
         challenge.algorithm,
-        username,
-        challenge.realm,
-        credentials.password,
+        digestHA1(challenge.algorithm, username, challenge.realm, credentials.password),
         challenge.nonce,
         method,
         uri,
@@ -377,18 +410,18 @@ def authorizationFor(
         H = _HASHES[challenge.algorithm.removesuffix("-sess")]
         username = H(f"{username}:{challenge.realm}".encode())
     parts = [
-        f"username={_quote(username)}",
-        f"realm={_quote(challenge.realm)}",
-        f"nonce={_quote(challenge.nonce)}",
-        f"uri={_quote(uri)}",
-        f"response={_quote(response)}",
+        f"username={quoteString(username)}",
+        f"realm={quoteString(challenge.realm)}",
+        f"nonce={quoteString(challenge.nonce)}",
+        f"uri={quoteString(uri)}",
+        f"response={quoteString(response)}",
         f"algorithm={challenge.algorithm}",
     ]
     if qop is not None:
         # qop and nc are tokens, unquoted (RFC 2617 section 3.2.2).
-        parts += [f"cnonce={_quote(cnonce)}", f"qop={qop}", f"nc={ncValue}"]
+        parts += [f"cnonce={quoteString(cnonce)}", f"qop={qop}", f"nc={ncValue}"]
     if challenge.opaque is not None:
-        parts.append(f"opaque={_quote(challenge.opaque)}")
+        parts.append(f"opaque={quoteString(challenge.opaque)}")
     if challenge.userhash:
         parts.append("userhash=true")
     return "Digest " + ", ".join(parts)
@@ -509,7 +542,7 @@ def verifyAuthorization(
         return False
     if params.get("realm") != realm or params.get("nonce") != nonce:
         return False
-    algorithm = _CANONICAL_ALGORITHMS.get(params.get("algorithm", "MD5").upper())
+    algorithm = canonicalAlgorithm(params.get("algorithm", "MD5"))
     username = params.get("username")
     uri = params.get("uri")
     given = params.get("response")
@@ -524,7 +557,15 @@ def verifyAuthorization(
         return False
     if qop is not None and (not re.fullmatch(r"[0-9a-fA-F]{8}", nc) or not cnonce):
         return False
-    expected = _response(
-        algorithm, username, realm, password, nonce, method, uri, qop, nc, cnonce, body
+    expected = requestDigest(
+        algorithm,
+        digestHA1(algorithm, username, realm, password),
+        nonce,
+        method,
+        uri,
+        qop,
+        nc,
+        cnonce,
+        body,
     )
     return hmac.compare_digest(expected, given.lower())

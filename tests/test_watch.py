@@ -9,6 +9,7 @@ subprocess stopped by SIGINT.
 from __future__ import annotations
 
 import datetime
+import getpass
 import io
 import json
 import os
@@ -47,6 +48,8 @@ from sipevents.sip.headers import parseEvent, parseSubscriptionState
 from sipevents.sip.message import Request, Response
 from sipevents.testing import sipRequest
 from tests.test_client import LOOPBACK, PIDF, WAIT, NotifierMixin
+from tests.test_sipp import freePort, startService
+from tests.test_sipp_auth import htdigestLine
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -210,21 +213,150 @@ class OptionsTests(SynchronousTestCase):
 
     def test_rfc3261_22_credentials(self) -> None:
         """
-        --password needs --user; --user without --password reads
-        $SIPEVENTS_PASSWORD, or is an error.
+        --password and --password-file need --user and exclude each other;
+        --user without either reads $SIPEVENTS_PASSWORD.
         """
         self.assertUsage(
             "sip:a@127.0.0.1", "-e", "presence", "-p", "x", message="needs --user"
         )
+        path = self.passwordFile("x\n")
+        self.assertUsage(
+            "sip:a@127.0.0.1",
+            "-e",
+            "presence",
+            "--password-file",
+            path,
+            message="--password-file needs --user",
+        )
+        self.assertUsage(
+            "sip:a@127.0.0.1",
+            "-e",
+            "presence",
+            "-u",
+            "a",
+            "-p",
+            "x",
+            "--password-file",
+            path,
+            message="not both",
+        )
+        environ = dict(os.environ)
+        environ["SIPEVENTS_PASSWORD"] = "from-env"
+        self.patch(os, "environ", environ)
+        options = parse("sip:a@127.0.0.1", "-e", "presence", "-u", "a")
+        self.assertEqual(options.credentials, Credentials("a", "from-env"))
+
+    def passwordFile(self, content: str) -> str:
+        """
+        The path of a new file holding C{content}.
+        """
+        path = self.mktemp()
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(content)
+        return path
+
+    def test_rfc3261_22_passwordFile(self) -> None:
+        """
+        --password-file gives the first line of the file, without its line
+        ending, and takes precedence over $SIPEVENTS_PASSWORD.
+        """
+        environ = dict(os.environ)
+        environ["SIPEVENTS_PASSWORD"] = "from-env"
+        self.patch(os, "environ", environ)
+        for content in ("s3cret: x\n", "s3cret: x", "s3cret: x\r\nsecond line\n"):
+            options = parse(
+                "sip:a@127.0.0.1",
+                "-e",
+                "presence",
+                "-u",
+                "a",
+                "--password-file",
+                self.passwordFile(content),
+            )
+            self.assertEqual(options.credentials, Credentials("a", "s3cret: x"))
+
+    def test_rfc3261_22_passwordFileBad(self) -> None:
+        """
+        A missing or unreadable file, or an empty first line, is a usage
+        error naming the file.
+        """
+        for path, message in [
+            (self.mktemp(), "No such file"),
+            (self.passwordFile("\nsecret\n"), "the first line is empty"),
+            (self.passwordFile(""), "the first line is empty"),
+        ]:
+            self.assertUsage(
+                "sip:a@127.0.0.1",
+                "-e",
+                "presence",
+                "-u",
+                "a",
+                "--password-file",
+                path,
+                message=f"--password-file {path!r}: {message}",
+            )
+
+    def withoutPassword(self, tty: bool) -> list[str]:
+        """
+        Run without $SIPEVENTS_PASSWORD, standard input a terminal or not,
+        and L{getpass.getpass} answering C{"typed"}; return its prompts.
+        """
         environ = dict(os.environ)
         environ.pop("SIPEVENTS_PASSWORD", None)
         self.patch(os, "environ", environ)
+        stdin = io.StringIO()
+        self.patch(stdin, "isatty", lambda: tty)
+        self.patch(sys, "stdin", stdin)
+        prompts: list[str] = []
+
+        def fakeGetpass(prompt: str = "Password: ", stream: object = None) -> str:
+            prompts.append(prompt)
+            return "typed"
+
+        self.patch(getpass, "getpass", fakeGetpass)
+        return prompts
+
+    def test_rfc3261_22_prompt(self) -> None:
+        """
+        --user without a password, on a terminal, asks for it with
+        L{getpass.getpass}, which does not echo it.
+        """
+        prompts = self.withoutPassword(tty=True)
+        options = parse("sip:a@127.0.0.1", "-e", "presence", "-u", "alice")
+        self.assertEqual(options.credentials, Credentials("alice", "typed"))
+        self.assertEqual(prompts, ["Password for alice: "])
+
+    def test_rfc3261_22_promptEndOfFile(self) -> None:
+        """
+        End of file at the prompt (Ctrl-D) is a usage error.
+        """
+        self.withoutPassword(tty=True)
+
+        def eof(prompt: str = "", stream: object = None) -> str:
+            raise EOFError()
+
+        self.patch(getpass, "getpass", eof)
         self.assertUsage(
-            "sip:a@127.0.0.1", "-e", "presence", "-u", "a", message="SIPEVENTS_PASSWORD"
+            "sip:a@127.0.0.1", "-e", "presence", "-u", "a", message="no password typed"
         )
-        environ["SIPEVENTS_PASSWORD"] = "from-env"
-        options = parse("sip:a@127.0.0.1", "-e", "presence", "-u", "a")
-        self.assertEqual(options.credentials, Credentials("a", "from-env"))
+
+    def test_rfc3261_22_noTerminal(self) -> None:
+        """
+        --user without a password and without a terminal to ask on (a
+        script, a pipe) is a usage error that says how to give one, and
+        nothing is asked.
+        """
+        prompts = self.withoutPassword(tty=False)
+        self.assertUsage(
+            "sip:a@127.0.0.1",
+            "-e",
+            "presence",
+            "-u",
+            "a",
+            message="--user needs a password: --password-file FILE, "
+            "$SIPEVENTS_PASSWORD, or a terminal",
+        )
+        self.assertEqual(prompts, [])
 
     def test_listenDefaults(self) -> None:
         """
@@ -470,6 +602,7 @@ class MainUsageTests(SynchronousTestCase):
             "--json",
             "--user",
             "--password",
+            "--password-file",
             "--listen",
             "--id",
         ):
@@ -752,6 +885,7 @@ def _stopAnd(stop: StopRequest, running: Deferred[int]) -> Deferred[int]:
 
 class _Process(ProcessProtocol):
     def __init__(self) -> None:
+        self.code: int | None = None
         self.out = Stream()
         self.err = Stream()
         self.ended: Deferred[int | None] = Deferred()
@@ -830,6 +964,104 @@ class CommandTests(NotifierMixin, TestCase):
         once).
         """
         return self.runAndSignal("TERM")  # type: ignore[no-any-return]
+
+
+class AuthenticatedCommandTests(TestCase):
+    """
+    C{python -m sipevents.app.watch --user alice --password-file FILE} as a
+    separate process against our server started as C{twistd sipevents
+    --users FILE} would start it, over loopback UDP (RFC 3261 section 22,
+    RFC 3856 section 6.6.1).
+    """
+
+    timeout = 90
+
+    def setUp(self) -> Any:
+        self.work = os.path.abspath(self.mktemp())
+        os.makedirs(self.work)
+        users = os.path.join(self.work, "users.htdigest")
+        with open(users, "w", encoding="ascii") as f:
+            f.write(htdigestLine("alice", LOOPBACK, "wonderland"))
+        self.port = freePort()
+        self.service = startService(
+            self, self.port, "--store", "memory", "--users", users
+        )
+        assert self.service.whenReady is not None
+        return self.service.whenReady
+
+    @inlineCallbacks
+    def runOnce(self, password: str) -> Generator[Deferred[Any], Any, _Process]:
+        """
+        Run C{--once} for alice's presence with C{password} in a password
+        file, and return the ended process.
+        """
+        passwordFile = os.path.join(self.work, "password")
+        with open(passwordFile, "w", encoding="utf-8") as f:
+            f.write(password + "\n")
+        process = _Process()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            [REPOSITORY, *filter(None, [env.get("PYTHONPATH")])]
+        )
+        env.pop("SIPEVENTS_PASSWORD", None)
+        transport = reactor.spawnProcess(  # type: ignore[attr-defined]
+            process,
+            sys.executable,
+            [
+                sys.executable,
+                "-m",
+                "sipevents.app.watch",
+                f"sip:alice@{LOOPBACK}:{self.port}",
+                "--event",
+                "presence",
+                "--once",
+                "--user",
+                "alice",
+                "--password-file",
+                passwordFile,
+                "--from",
+                f"sip:alice@{LOOPBACK}",
+                "--t1",
+                "0.05",
+            ],
+            env=env,
+            path=REPOSITORY,
+        )
+        guard = reactor.callLater(60, _kill, transport)  # type: ignore[attr-defined]
+        self.addCleanup(_kill, transport)
+        self.addCleanup(lambda: guard.cancel() if guard.active() else None)
+        process.code = yield process.ended
+        return process
+
+    @inlineCallbacks
+    def test_rfc3261_22_2_passwordFile(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        The right password answers the server's 401 challenge: the NOTIFY
+        is printed and the command exits 0.
+        """
+        process = yield self.runOnce("wonderland")
+        self.assertEqual(process.code, EXIT_OK, process.err.getvalue())
+        out = process.out.getvalue()
+        self.assertIn(" NOTIFY presence\nSubscription-State: terminated", out)
+        self.assertIn("Content-Type: application/pidf+xml", out)
+        self.assertIn("<presence", out)
+
+    @inlineCallbacks
+    def test_rfc3261_22_2_wrongPassword(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        A wrong password is refused again with 401: the command exits 1
+        with one line on standard error after its progress line, and
+        prints nothing on standard output.
+        """
+        process = yield self.runOnce("not-it")
+        self.assertEqual(process.code, EXIT_FAILURE, process.err.getvalue())
+        self.assertEqual(process.out.getvalue(), "")
+        lines = process.err.getvalue().splitlines()
+        self.assertEqual(len(lines), 2, lines)
+        self.assertTrue(lines[0].startswith("sipevents-watch: fetching presence"))
+        self.assertTrue(lines[1].startswith("sipevents-watch: "), lines)
+        self.assertIn("401", lines[1])
+        self.assertNotIn("not-it", process.err.getvalue())
 
 
 def _kill(transport: Any) -> None:

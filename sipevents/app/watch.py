@@ -26,8 +26,10 @@ Exit status (L{EXIT_OK} ...):
     (a 489 lists what the notifier's C{Allow-Events} offers), no answer or
     no NOTIFY came in time (the message names the target), the
     subscription was lost (a refresh refused), or we could not listen.
-  - 2: a usage error: a bad URI or option (the message says which).
-  - 128 + the signal number: C{--once} interrupted before its NOTIFY came.
+  - 2: a usage error: a bad URI or option (the message says which), or
+    C{--user} with no password to be had (see L{Options}).
+  - 128 + the signal number: C{--once} interrupted before its NOTIFY came,
+    or Ctrl-C at the password prompt.
 
 Re-subscriptions the notifier asks for (C{deactivated}, C{timeout},
 C{probation}, C{giveup}; RFC 6665 section 4.1.3) are made by the
@@ -40,6 +42,7 @@ from __future__ import annotations
 import base64
 import datetime
 import getopt
+import getpass
 import json
 import os
 import signal
@@ -80,6 +83,7 @@ __all__ = [
     "main",
     "notificationRecord",
     "proxyURI",
+    "readPasswordFile",
     "watch",
 ]
 
@@ -182,6 +186,26 @@ def _parseSIPURI(text: str, what: str) -> SIPURI:
     return uri
 
 
+def readPasswordFile(path: str) -> str:
+    """
+    The password in the file at C{path}: its first line, without the line
+    ending, so that C{echo secret > FILE} makes a usable file.
+
+    @raise ValueError: with a message for the user, when the file cannot be
+        read or its first line is empty.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            line = f.readline()
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise ValueError(f"--password-file {path!r}: {reason}") from None
+    password = line.rstrip("\r\n")
+    if not password:
+        raise ValueError(f"--password-file {path!r}: the first line is empty")
+    return password
+
+
 def _defaultListen(hop: SIPURI) -> list[str]:
     """
     Where to listen when no C{--listen} is given, from the first hop (the
@@ -261,13 +285,26 @@ class Options(usage.Options):
             "Send through this outbound proxy: udp:HOST:PORT, tcp:HOST:PORT, "
             "tls:HOST:PORT, or a sip: URI.",
         ],
-        ["user", "u", None, "The username for digest authentication."],
+        [
+            "user",
+            "u",
+            None,
+            "The username for digest authentication. Without --password or "
+            f"--password-file, the password is read from ${PASSWORD_VARIABLE}, "
+            "or else asked for when standard input is a terminal.",
+        ],
+        [
+            "password-file",
+            None,
+            None,
+            "Read the password from the first line of this file.",
+        ],
         [
             "password",
             "p",
             None,
-            "The password for digest authentication; read from "
-            f"${PASSWORD_VARIABLE} when --user is given without it.",
+            "The password for digest authentication. Shown to every user of "
+            "the machine by ps: prefer --password-file or the prompt.",
         ],
         ["realm", None, None, "Answer digest challenges of this realm only."],
         ["from", None, None, "Our From URI (default: sip:sipevents@OUR-ADDRESS)."],
@@ -386,15 +423,7 @@ class Options(usage.Options):
                 raise ValueError("--once polls with Expires: 0; leave out --expires")
             self["expires"] = int(expires)
         self["proxyURI"] = None if self["proxy"] is None else proxyURI(self["proxy"])
-        if self["password"] is not None and self["user"] is None:
-            raise ValueError("--password needs --user")
-        if self["user"] is not None and self["password"] is None:
-            password = os.environ.get(PASSWORD_VARIABLE)
-            if password is None:
-                raise ValueError(
-                    f"--user needs --password (or ${PASSWORD_VARIABLE} set)"
-                )
-            self["password"] = password
+        self._checkPassword()
         if self["from"] is not None:
             self["from"] = formatURI(_parseSIPURI(self["from"], "--from"))
         t1 = DEFAULT_TIMERS.T1
@@ -413,6 +442,35 @@ class Options(usage.Options):
         if not self["listen"]:
             hop = self["target"] if self["proxyURI"] is None else self["proxyURI"]
             self["listen"] = _defaultListen(_parseSIPURI(hop, "--proxy"))
+
+    def _checkPassword(self) -> None:
+        """
+        Find the password for C{--user}: C{--password}, C{--password-file},
+        C{$SIPEVENTS_PASSWORD}, or a prompt when standard input is a
+        terminal, in that order.
+        """
+        given = [o for o in ("password", "password-file") if self[o] is not None]
+        if len(given) > 1:
+            raise ValueError("give either --password or --password-file, not both")
+        if given and self["user"] is None:
+            raise ValueError(f"--{given[0]} needs --user")
+        if self["user"] is None or self["password"] is not None:
+            return
+        if self["password-file"] is not None:
+            self["password"] = readPasswordFile(self["password-file"])
+            return
+        password = os.environ.get(PASSWORD_VARIABLE)
+        if password is None:
+            if not sys.stdin.isatty():
+                raise ValueError(
+                    "--user needs a password: --password-file FILE, "
+                    f"${PASSWORD_VARIABLE}, or a terminal to type it on"
+                )
+            try:
+                password = getpass.getpass(f"Password for {self['user']}: ")
+            except EOFError:
+                raise ValueError("no password typed") from None
+        self["password"] = password
 
     @property
     def credentials(self) -> Credentials | None:
@@ -883,6 +941,10 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     config = Options()
     try:
         config.parseOptions(sys.argv[1:] if argv is None else list(argv))
+    except KeyboardInterrupt:
+        # Ctrl-C at the password prompt.
+        sys.stderr.write("\n")
+        raise SystemExit(128 + signal.SIGINT) from None
     except usage.UsageError as e:
         sys.stderr.write(f"{PROGRAM}: error: {e}\n")
         sys.stderr.write(f"{config.synopsis}\n")

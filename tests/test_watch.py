@@ -255,6 +255,28 @@ class OptionsTests(SynchronousTestCase):
             f.write(content)
         return path
 
+    def test_rfc3856_6_6_1_fromWithUser(self) -> None:
+        """
+        With --user and no --from, the From is the user at the target's
+        host, without its port or parameters: the address of record a
+        server that authenticates expects. --from still wins; without
+        --user the From is left to the subscriber.
+        """
+        environ = dict(os.environ)
+        environ["SIPEVENTS_PASSWORD"] = "x"
+        self.patch(os, "environ", environ)
+        options = parse(
+            "sip:bob@example.com:5070;transport=tcp", "-e", "presence", "-u", "alice"
+        )
+        self.assertEqual(options["from"], "sip:alice@example.com")
+        options = parse("sips:bob@[::1]", "-e", "presence", "-u", "alice")
+        self.assertEqual(options["from"], "sips:alice@[::1]")
+        options = parse(
+            "sip:bob@example.com", "-e", "presence", "-u", "a", "--from", "sip:b@c"
+        )
+        self.assertEqual(options["from"], "sip:b@c")
+        self.assertIsNone(parse("sip:bob@example.com", "-e", "presence")["from"])
+
     def test_rfc3261_22_passwordFile(self) -> None:
         """
         --password-file gives the first line of the file, without its line
@@ -1019,8 +1041,6 @@ class AuthenticatedCommandTests(TestCase):
                 "alice",
                 "--password-file",
                 passwordFile,
-                "--from",
-                f"sip:alice@{LOOPBACK}",
                 "--t1",
                 "0.05",
             ],

@@ -307,7 +307,14 @@ class Options(usage.Options):
             "the machine by ps: prefer --password-file or the prompt.",
         ],
         ["realm", None, None, "Answer digest challenges of this realm only."],
-        ["from", None, None, "Our From URI (default: sip:sipevents@OUR-ADDRESS)."],
+        [
+            "from",
+            None,
+            None,
+            "Our From URI. Default: with --user, sip:USER@ the target's host "
+            "(the address of record a server that authenticates expects); "
+            "without, sip:sipevents@OUR-ADDRESS.",
+        ],
         [
             "ca-file",
             None,
@@ -426,6 +433,13 @@ class Options(usage.Options):
         self._checkPassword()
         if self["from"] is not None:
             self["from"] = formatURI(_parseSIPURI(self["from"], "--from"))
+        elif self["user"] is not None:
+            # A server that authenticates wants the From to be the user's
+            # address of record (RFC 3856 section 6.6.1, RFC 6665 section
+            # 6.1), whose domain is, most often, the target's.
+            self["from"] = formatURI(
+                SIPURI(scheme=target.scheme, user=self["user"], host=target.host)
+            )
         t1 = DEFAULT_TIMERS.T1
         if self["t1"] is not None:
             try:

@@ -3,7 +3,8 @@
 Brute force over real loopback UDP (RFC 6665 section 6.3, RFC 3261 section
 26.1): a password guesser at 127.0.0.2 is slowed to its source budget while
 L{sipevents.subscriber} at 127.0.0.1, as another user, subscribes with the
-right password.
+right password; and once the guessed user name's budget is spent, the
+guessed user herself still subscribes from 127.0.0.1.
 
 Everything stays on 127.0.0.0/8; every loop is bounded by a count and a
 deadline.
@@ -136,14 +137,17 @@ class BruteForceOverUDPTests(TestCase):
     timeout = 60
 
     @inlineCallbacks
-    def setUp(self) -> Generator[Deferred[Any], Any, None]:
+    def start(self, **budgets: Any) -> Generator[Deferred[Any], Any, None]:
+        """
+        Start the service with a source budget of L{BURST} failures and one
+        more every L{INTERVAL} seconds, and other C{budgets}, and the
+        guesser.
+        """
         self.checker = CountingChecker()
+        budgets.setdefault("sourceBurst", BURST)
+        budgets.setdefault("sourceInterval", INTERVAL)
         self.authenticator = DigestAuthenticator(
-            reactor,
-            Portal(SIPUserRealm(REALM), [self.checker]),
-            REALM,
-            sourceBurst=BURST,
-            sourceInterval=INTERVAL,
+            reactor, Portal(SIPUserRealm(REALM), [self.checker]), REALM, **budgets
         )
         self.service = SIPEventsService(
             [f"udp:0:interface={REALM}"],
@@ -159,6 +163,28 @@ class BruteForceOverUDPTests(TestCase):
         self.guesser = Guesser((REALM, self.serverPort))
         guesserPort = reactor.listenUDP(0, self.guesser, interface=GUESSER)
         self.addCleanup(guesserPort.stopListening)
+
+    @inlineCallbacks
+    def subscribe(self, user: Credentials) -> Generator[Deferred[Any], Any, Any]:
+        """
+        Subscribe from 127.0.0.1 as C{user} with the subscriber; return the
+        subscription once its first NOTIFY came.
+        """
+        client = yield startSubscriber(
+            reactor,
+            [f"udp:0:interface={REALM}"],
+            localUri=f"sip:{user.username}@{REALM}",
+        )
+        self.addCleanup(client.stop)
+        subscription = client.subscriber.subscribe(
+            f"sip:carol@{REALM}:{self.serverPort}",
+            "presence",
+            credentials=user,
+            fromUri=f"sip:{user.username}@{REALM}",
+        )
+        first = yield subscription.whenActive().addTimeout(TIMEOUT, reactor)
+        self.assertIsInstance(first, Notification)
+        return subscription
 
     @inlineCallbacks
     def attack(self) -> Generator[Deferred[Any], Any, None]:
@@ -182,20 +208,10 @@ class BruteForceOverUDPTests(TestCase):
         Retry-After; meanwhile bob subscribes from 127.0.0.1 with his
         password and gets his first NOTIFY.
         """
+        yield self.start()
         attack = self.attack()
         yield deferLater(reactor, 0.5, lambda: None)
-        client = yield startSubscriber(
-            reactor, [f"udp:0:interface={REALM}"], localUri=f"sip:bob@{REALM}"
-        )
-        self.addCleanup(client.stop)
-        subscription = client.subscriber.subscribe(
-            f"sip:carol@{REALM}:{self.serverPort}",
-            "presence",
-            credentials=Credentials("bob", "builder"),
-            fromUri=f"sip:bob@{REALM}",
-        )
-        first = yield subscription.whenActive().addTimeout(TIMEOUT, reactor)
-        self.assertIsInstance(first, Notification)
+        subscription = yield self.subscribe(Credentials("bob", "builder"))
         yield attack
         codes = self.guesser.codes
         checked = codes.count(401)
@@ -207,4 +223,27 @@ class BruteForceOverUDPTests(TestCase):
         self.assertGreaterEqual(checked, BURST + 1)
         self.assertLessEqual(checked, BURST + ATTACK / INTERVAL + 1)
         self.assertTrue(all(value == "1" for value in self.guesser.retryAfter))
+        yield subscription.unsubscribe().addTimeout(TIMEOUT, reactor)
+
+    @inlineCallbacks
+    def test_rfc6665_6_3_guessedUserFromCleanAddress(
+        self,
+    ) -> Generator[Deferred[Any], Any, None]:
+        """
+        With alice's user-name budget at 3 failures, the guesser at
+        127.0.0.2 gets 3 guesses at her and 503 from then on; alice
+        herself, from 127.0.0.1 with her password, subscribes during the
+        attack.
+        """
+        yield self.start(userBurst=3, userInterval=30.0)
+        attack = self.attack()
+        yield deferLater(reactor, 0.5, lambda: None)
+        subscription = yield self.subscribe(Credentials("alice", "wonderland"))
+        self.assertFalse(self.authenticator.users.allows(b"alice"))
+        yield attack
+        codes = self.guesser.codes
+        self.assertEqual(codes[:3], [401] * 3)
+        self.assertEqual(set(codes[3:]), {503})
+        self.assertGreater(len(codes), 10)
+        self.assertEqual(self.checker.consulted, 3 + 1)
         yield subscription.unsubscribe().addTimeout(TIMEOUT, reactor)

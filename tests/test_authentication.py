@@ -1036,8 +1036,9 @@ class BruteForceTests(AuthenticatorTestCase):
         C{credentials}.
         """
         challenge = self.challenge()
+        host = f"[{source}]" if ":" in source else source
         request = self.answered(
-            challenge, credentials, subscribeRequest(sentBy=f"{source}:5060")
+            challenge, credentials, subscribeRequest(sentBy=f"{host}:5060")
         )
         return self.authenticator.authenticate(request)
 
@@ -1266,3 +1267,29 @@ class BruteForceTests(AuthenticatorTestCase):
         request = subscribeRequest(sentBy="192.0.2.6:5060")
         stampReceived(request, "192.0.2.6", 5060)
         self.assertEqual(sourceOf(request), "192.0.2.6")
+
+    def test_rfc3261_18_2_1_sourceCanonical(self) -> None:
+        """
+        Spelling one's address otherwise earns no fresh budget: the source
+        is the canonical address, an IPv4-mapped one as IPv4, and an IPv6
+        one as its /64 network.
+        """
+        sources = []
+        for sentBy, host in [
+            ("[2001:db8::1]:5060", "2001:db8::1"),
+            ("[2001:DB8:0::1]:5060", "2001:db8:0::1"),
+            ("[2001:db8::ffff:1]:5060", "2001:db8::ffff:1"),
+        ]:
+            request = subscribeRequest(sentBy=sentBy)
+            stampReceived(request, host, 5060)
+            sources.append(sourceOf(request))
+        self.assertEqual(set(sources), {"2001:db8::/64"})
+        request = subscribeRequest(sentBy="[2001:db8:0:1::1]:5060")
+        self.assertEqual(sourceOf(request), "2001:db8:0:1::/64")
+        request = subscribeRequest(sentBy="phone.example.com:5060")
+        stampReceived(request, "::ffff:192.0.2.5", 5060)
+        self.assertEqual(sourceOf(request), "192.0.2.5")
+        for source in ("2001:db8::1", "2001:db8::2"):
+            for _ in range(5):
+                self.failureResultOf(self.attempt(source, WRONG), Unauthorized)
+        self.throttled("2001:db8::3", WRONG)

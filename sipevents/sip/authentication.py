@@ -70,7 +70,9 @@ exchange, but online from anywhere):
     address's count between guesses.
   - Two token buckets count them, a L{FailureBudget} per source address
     (the top Via's C{received}, or its sent-by when the transport found
-    them equal: RFC 3261 section 18.2.1) and one per user name. A bucket
+    them equal: RFC 3261 section 18.2.1; in canonical form, and for IPv6
+    the /64 network, since one site commonly holds a whole /64 and would
+    otherwise have 2**64 budgets: L{sourceOf}) and one per user name. A bucket
     holds C{burst} failures and regains one every C{interval} seconds.
   - While a source's bucket is empty, every credential-bearing request from
     it is answered C{503} with C{Retry-After} (the seconds until it may
@@ -123,6 +125,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from hashlib import sha256
+from ipaddress import IPv6Network
 from typing import Any
 
 from twisted.cred.checkers import ICredentialsChecker
@@ -147,6 +150,7 @@ from sipevents.sip.digest import (
     requestDigest,
 )
 from sipevents.sip.message import Request
+from sipevents.sip.routing import normalizeHost
 
 __all__ = [
     "DigestAuthenticator",
@@ -523,14 +527,23 @@ class FailureBudget:
 
 def sourceOf(request: Request) -> str:
     """
-    The address C{request} came from: its top Via's C{received}, which the
-    transport adds whenever the sent-by is not the source address (RFC 3261
-    section 18.2.1), else the sent-by host; C{""} without a Via.
+    Where C{request} came from, as its failures are counted: its top Via's
+    C{received}, which the transport adds whenever the sent-by is not the
+    source address (RFC 3261 section 18.2.1), else the sent-by host, in its
+    canonical form (so that spelling one's address otherwise earns no fresh
+    budget); an IPv6 address as its /64 network, which one site usually
+    holds whole; C{""} without a Via.
     """
     via = request.topVia
     if via is None:
         return ""
-    return via.received or via.host
+    host = normalizeHost(via.received or via.host)
+    if ":" not in host:
+        return host
+    try:
+        return str(IPv6Network((host, 64), strict=False))
+    except ValueError:
+        return host
 
 
 @dataclass

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Sequence
 
 from twisted.cred.checkers import (
     ICredentialsChecker,
@@ -23,6 +24,7 @@ from twisted.internet.task import Clock
 from twisted.logger import Logger, formatEvent
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from sipevents.errors import SIPError, Unauthorized
@@ -35,6 +37,7 @@ from sipevents.sip.authentication import (
     SIPDigestCredentials,
     SIPUserRealm,
     portalFromFile,
+    sourceOf,
 )
 from sipevents.sip.digest import (
     Challenge,
@@ -44,6 +47,7 @@ from sipevents.sip.digest import (
     parseChallenge,
 )
 from sipevents.sip.message import Request
+from sipevents.sip.routing import stampReceived
 from sipevents.sip.uri import parseURI
 from sipevents.testing import publishRequest, responseTo, subscribeRequest
 
@@ -988,3 +992,304 @@ class LoggingTests(AuthenticatorTestCase):
         for secret in ["hunter2", params["response"], challenge.nonce]:
             self.assertNotIn(secret, text)
             self.assertNotIn(secret, repr(events))
+
+
+@implementer(ICredentialsChecker)
+class CountingChecker:
+    """
+    The in-memory checker of L{memoryPortal}, counting its consultations.
+    """
+
+    credentialInterfaces = (IUsernameHashedPassword,)
+
+    def __init__(self) -> None:
+        self.consulted = 0
+        self._checker = InMemoryUsernamePasswordDatabaseDontUse(
+            alice=ALICE.password.encode(), bob=BOB.password.encode()
+        )
+
+    def requestAvatarId(self, credentials: object) -> Deferred[bytes | tuple[()]]:
+        self.consulted += 1
+        return self._checker.requestAvatarId(credentials)
+
+
+WRONG = Credentials("alice", "guess")
+
+
+class BruteForceTests(AuthenticatorTestCase):
+    """
+    Failed authentications are rate-limited per source address and per user
+    name (RFC 6665 section 6.3, RFC 3261 section 26.1), with the defaults
+    the module docstring gives.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.checker = CountingChecker()
+        self.authenticator = self.makeAuthenticator(
+            portal=Portal(SIPUserRealm(REALM), [self.checker])
+        )
+
+    def attempt(self, source: str, credentials: Credentials) -> Deferred[ISIPIdentity]:
+        """
+        A client at C{source} fetches a challenge and answers it with
+        C{credentials}.
+        """
+        challenge = self.challenge()
+        host = f"[{source}]" if ":" in source else source
+        request = self.answered(
+            challenge, credentials, subscribeRequest(sentBy=f"{host}:5060")
+        )
+        return self.authenticator.authenticate(request)
+
+    def throttled(self, source: str, credentials: Credentials) -> int:
+        """
+        Assert that the attempt is answered 503 without the checker; return
+        its Retry-After.
+        """
+        before = self.checker.consulted
+        error = self.failureResultOf(self.attempt(source, credentials), SIPError).value
+        assert isinstance(error, SIPError)
+        self.assertEqual(self.checker.consulted, before)
+        self.assertEqual(error.status, 503)
+        self.assertEqual([name for name, _ in error.headers], ["Retry-After"])
+        return int(error.headers[0][1])
+
+    def guessFor(
+        self,
+        seconds: float,
+        every: float,
+        sources: list[str],
+        users: Sequence[str] = ("alice",),
+    ) -> int:
+        """
+        Guess a password of C{users} (in turn) from each of C{sources} in
+        turn, one guess every C{every} seconds for C{seconds}; return how
+        many guesses the checker saw.
+        """
+        before = self.checker.consulted
+        for step in range(round(seconds / every)):
+            user = users[step % len(users)]
+            d = self.attempt(sources[step % len(sources)], Credentials(user, "guess"))
+            error = self.failureResultOf(d, SIPError).value
+            assert isinstance(error, SIPError)
+            self.assertIn(error.status, (401, 503))
+            self.clock.advance(every)
+        return self.checker.consulted - before
+
+    def test_rfc6665_6_3_guesserSlowedToSourceRate(self) -> None:
+        """
+        A guesser at one address, trying ever other user names, has its
+        first 10 wrong answers checked, then one every 6 seconds (at 6, 12,
+        ... 594) in ten minutes of 10 guesses a second; the rest are
+        answered 503 without the checker.
+        """
+        users = [f"user{n}" for n in range(6000)]
+        self.assertEqual(self.guessFor(600, 0.1, ["192.0.2.66"], users), 10 + 99)
+
+    def test_rfc6665_6_3_oneUserGuessedFromOneAddress(self) -> None:
+        """
+        A guesser at one address after one user's password meets both
+        budgets: 10 guesses, then one every 6 seconds until the user name's
+        20 are spent (about a minute in), then one every 30 seconds: about
+        20 + 540 / 30 in ten minutes.
+        """
+        seen = self.guessFor(600, 0.1, ["192.0.2.66"])
+        self.assertGreaterEqual(seen, 20 + 540 // 30 - 1)
+        self.assertLessEqual(seen, 20 + 540 // 30 + 2)
+
+    def test_rfc21_5_4_retryAfter(self) -> None:
+        """
+        The 503 says when the source may try again: one failure is forgiven
+        every 6 seconds.
+        """
+        self.guessFor(1, 0.1, ["192.0.2.66"])
+        self.assertEqual(self.throttled("192.0.2.66", WRONG), 6)
+        self.clock.advance(4)
+        self.assertEqual(self.throttled("192.0.2.66", WRONG), 2)
+        self.clock.advance(2)
+        self.failureResultOf(self.attempt("192.0.2.66", WRONG), Unauthorized)
+        self.assertEqual(self.throttled("192.0.2.66", WRONG), 6)
+
+    def test_rfc6665_6_3_throttledEvenWithTheRightPassword(self) -> None:
+        """
+        While its budget is spent, a source's right answer is not checked
+        either: otherwise the guesser would learn when it guessed right.
+        """
+        self.guessFor(1, 0.1, ["192.0.2.66"])
+        self.throttled("192.0.2.66", ALICE)
+
+    def test_rfc6665_6_3_otherUserAuthenticatesDuringAttack(self) -> None:
+        """
+        During the attack, bob at another address authenticates every time.
+        """
+        for _ in range(60):
+            self.guessFor(10, 0.1, ["192.0.2.66"])
+            self.assertEqual(
+                self.successResultOf(self.attempt("192.0.2.10", BOB)),
+                SIPUser("bob", REALM),
+            )
+
+    def test_rfc6665_6_3_guessedUserFromCleanAddress(self) -> None:
+        """
+        Guessers at 30 addresses spend alice's user-name budget (20); alice,
+        from her own address with the right password, still gets in, and
+        so does she from a guesser's address once its failure is a minute
+        old; within that minute it is refused there.
+        """
+        guessers = [f"198.51.100.{n}" for n in range(1, 31)]
+        self.assertEqual(self.guessFor(3, 0.1, guessers), 30)
+        self.assertFalse(self.authenticator.users.allows(b"alice"))
+        self.assertEqual(
+            self.successResultOf(self.attempt("192.0.2.10", ALICE)),
+            SIPUser("alice", REALM),
+        )
+        self.throttled("198.51.100.1", ALICE)
+        self.clock.advance(60)
+        self.successResultOf(self.attempt("198.51.100.1", ALICE))
+
+    def test_rfc6665_6_3_spreadGuessersSlowedPerAddress(self) -> None:
+        """
+        Once the user name's budget is spent, each of many addresses gets
+        one guess at it a minute instead of ten: 30 addresses guessing in
+        turn for ten minutes spend the user name's 20 in their first round,
+        then each is checked once a minute.
+        """
+        guessers = [f"198.51.100.{n}" for n in range(1, 31)]
+        seen = self.guessFor(600, 0.1, guessers)
+        # The first round of 30 guesses, then one per address a minute.
+        self.assertLessEqual(seen, 30 + 30 * 10)
+        self.assertGreaterEqual(seen, 30 * 10)
+        # Without the user name's budget, 10 + 10 a minute per address.
+        self.assertLess(seen, 30 * (10 + 100) / 3)
+
+    def test_rfc6665_6_3_unknownUserCounted(self) -> None:
+        """
+        Guessing user names fails like guessing passwords: both spend the
+        source's budget, so the count reveals nothing about who exists.
+        """
+        for n in range(5):
+            self.failureResultOf(
+                self.attempt("192.0.2.66", Credentials(f"nobody{n}", "x")),
+                Unauthorized,
+            )
+        for _ in range(5):
+            self.failureResultOf(self.attempt("192.0.2.66", WRONG), Unauthorized)
+        self.throttled("192.0.2.66", Credentials("nobody9", "x"))
+
+    def test_rfc3261_22_2_challengesNotCounted(self) -> None:
+        """
+        A request without credentials, which merely gets its challenge, is
+        not a failure, however many there are; nor is a forged nonce.
+        """
+        for _ in range(100):
+            self.refused(subscribeRequest(sentBy="192.0.2.66:5060"))
+            forged = self.answered(
+                Challenge(REALM, "00" * 32, "SHA-256", ("auth",), None, False),
+                WRONG,
+                subscribeRequest(sentBy="192.0.2.66:5060"),
+            )
+            self.refused(forged)
+        self.assertEqual(self.checker.consulted, 0)
+        self.assertEqual(len(self.authenticator.sources), 0)
+        self.successResultOf(self.attempt("192.0.2.66", ALICE))
+
+    def test_rfc6665_6_3_successRefundsNothing(self) -> None:
+        """
+        Authenticating as oneself does not clear one's address's failures,
+        or an attacker with an account would interleave logins and guesses.
+        """
+        for _ in range(9):
+            self.failureResultOf(self.attempt("192.0.2.66", WRONG), Unauthorized)
+            self.successResultOf(self.attempt("192.0.2.66", BOB))
+        self.failureResultOf(self.attempt("192.0.2.66", WRONG), Unauthorized)
+        self.throttled("192.0.2.66", BOB)
+
+    def test_rfc6665_6_3_budgetsRecover(self) -> None:
+        """
+        A minute after its last failure a source has its whole budget back,
+        and its entry goes at the next failure anywhere.
+        """
+        self.guessFor(1, 0.1, ["192.0.2.66"])
+        self.clock.advance(60)
+        self.assertTrue(self.authenticator.sources.isClean("192.0.2.66"))
+        self.assertEqual(self.guessFor(1, 0.1, ["192.0.2.66"]), 10)
+        self.clock.advance(60)
+        self.failureResultOf(self.attempt("192.0.2.67", WRONG), Unauthorized)
+        self.assertEqual(len(self.authenticator.sources), 1)
+        self.assertEqual(len(self.authenticator.users), 1)
+
+    def test_tablesBounded(self) -> None:
+        """
+        Failures from ever new addresses for ever new user names keep at
+        most C{maxTracked} entries in each table.
+        """
+        self.authenticator = self.makeAuthenticator(
+            portal=Portal(SIPUserRealm(REALM), [self.checker]), maxTracked=50
+        )
+        for n in range(500):
+            self.failureResultOf(
+                self.attempt(f"10.0.{n // 256}.{n % 256}", Credentials(f"u{n}", "x")),
+                Unauthorized,
+            )
+        self.assertEqual(len(self.authenticator.sources), 50)
+        self.assertEqual(len(self.authenticator.users), 50)
+        self.assertEqual(self.checker.consulted, 500)
+
+    def test_budgetsConfigurable(self) -> None:
+        """
+        The budgets are constructor arguments.
+        """
+        self.authenticator = self.makeAuthenticator(
+            portal=Portal(SIPUserRealm(REALM), [self.checker]),
+            sourceBurst=2,
+            sourceInterval=1.0,
+        )
+        # 2, then at 1, 2, ... 9 seconds.
+        self.assertEqual(self.guessFor(10, 0.1, ["192.0.2.66"]), 2 + 9)
+
+    def test_invalidBudget(self) -> None:
+        """
+        A budget that is not positive is refused.
+        """
+        self.assertRaises(ValueError, self.makeAuthenticator, sourceBurst=0)
+        self.assertRaises(ValueError, self.makeAuthenticator, userInterval=0)
+        self.assertRaises(ValueError, self.makeAuthenticator, maxTracked=0)
+
+    def test_rfc3261_18_2_1_sourceIsReceived(self) -> None:
+        """
+        The source is the top Via's C{received}, which the transport adds
+        whenever the sent-by is not the packet's source, else the sent-by.
+        """
+        request = subscribeRequest(sentBy="phone.example.com:5060")
+        stampReceived(request, "192.0.2.5", 5060)
+        self.assertEqual(sourceOf(request), "192.0.2.5")
+        request = subscribeRequest(sentBy="192.0.2.6:5060")
+        stampReceived(request, "192.0.2.6", 5060)
+        self.assertEqual(sourceOf(request), "192.0.2.6")
+
+    def test_rfc3261_18_2_1_sourceCanonical(self) -> None:
+        """
+        Spelling one's address otherwise earns no fresh budget: the source
+        is the canonical address, an IPv4-mapped one as IPv4, and an IPv6
+        one as its /64 network.
+        """
+        sources = []
+        for sentBy, host in [
+            ("[2001:db8::1]:5060", "2001:db8::1"),
+            ("[2001:DB8:0::1]:5060", "2001:db8:0::1"),
+            ("[2001:db8::ffff:1]:5060", "2001:db8::ffff:1"),
+        ]:
+            request = subscribeRequest(sentBy=sentBy)
+            stampReceived(request, host, 5060)
+            sources.append(sourceOf(request))
+        self.assertEqual(set(sources), {"2001:db8::/64"})
+        request = subscribeRequest(sentBy="[2001:db8:0:1::1]:5060")
+        self.assertEqual(sourceOf(request), "2001:db8:0:1::/64")
+        request = subscribeRequest(sentBy="phone.example.com:5060")
+        stampReceived(request, "::ffff:192.0.2.5", 5060)
+        self.assertEqual(sourceOf(request), "192.0.2.5")
+        for source in ("2001:db8::1", "2001:db8::2"):
+            for _ in range(5):
+                self.failureResultOf(self.attempt(source, WRONG), Unauthorized)
+        self.throttled("2001:db8::3", WRONG)

@@ -56,12 +56,67 @@ Decisions, with the RFC text behind them:
     bad request so); Basic is not a SIP scheme (RFC 3261 section 22.4) and
     is ignored like any credential for another realm.
 
+Brute force (RFC 6665 section 6.3, RFC 3261 section 26.1: an attacker
+who can send requests can guess passwords offline only from a captured
+exchange, but online from anywhere):
+
+  - Only I{failed} authentications are counted: credentials for our realm,
+    on a nonce of ours, that the checker refused (a wrong response or an
+    unknown user, alike, so the count reveals nothing about which users
+    exist). A request without credentials, which merely gets its
+    challenge, a forged nonce, a replay and a stale nonce cost no checker
+    consultation and are not counted. A success never refunds a failure:
+    else an attacker with an account of their own could clear their
+    address's count between guesses.
+  - Two token buckets count them, a L{FailureBudget} per source address
+    (the top Via's C{received}, or its sent-by when the transport found
+    them equal: RFC 3261 section 18.2.1; in canonical form, and for IPv6
+    the /64 network, since one site commonly holds a whole /64 and would
+    otherwise have 2**64 budgets: L{sourceOf}) and one per user name. A bucket
+    holds C{burst} failures and regains one every C{interval} seconds.
+  - While a source's bucket is empty, every credential-bearing request from
+    it is answered C{503} with C{Retry-After} (the seconds until it may
+    fail once more; RFC 3261 section 21.5.4) without consulting the
+    checker: the answer is cheap, says the refusal is temporary, and a
+    legitimate client behind the same address (a NAT) knows when to come
+    back. A 401 would make it ask its user for the password again; a 403
+    would be final.
+  - A user name's bucket exists against guessers spread over many
+    addresses, but must not let them lock the real user out (RFC 6665
+    section 6.3 asks for protection against denial of service; a hard
+    per-user lock would hand every attacker that denial). So while a user
+    name's bucket is empty, only requests from I{clean} sources are
+    checked for it: sources with no remembered failure, none in the last
+    C{burst * interval} seconds of the source budget (a minute by
+    default). The others get the same C{503}. The real user, from their
+    usual address, gets in with the right password during an attack,
+    while each attacking address gets one guess a minute at that user
+    instead of ten: a guesser with N addresses is held to N guesses a
+    minute, not bounded by the user name's rate, which no limit that
+    leaves a clean address alone can do. The price: a real user who
+    mistyped their password from an address is refused there, while the
+    user name is over budget, until a minute after the mistake.
+  - Defaults: a source may fail 10 times, then once every 6 seconds (10 a
+    minute: a 100,000-word dictionary takes a week per address); a user
+    name may fail 20 times, then once every 30 seconds (2 a minute, over
+    all unclean addresses together). A phone whose user mistypes a
+    password a few times never meets either limit, and 20 failures for one
+    user from several addresses is already an attack.
+  - The tables are bounded (C{maxTracked} entries each): an entry goes once
+    its bucket is surely full again (C{burst * interval} after its last
+    failure), and when a table is full the entry whose last failure is
+    oldest goes. An attacker who fills a table with fresh addresses or
+    user names makes it forget the oldest counts, so the bound trades
+    exactness for memory; a full table of 10,000 entries is a few
+    megabytes.
+
 Nothing of a password or a digest is logged.
 """
 
 from __future__ import annotations
 
 import hmac
+import math
 import os
 import re
 import secrets
@@ -70,6 +125,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from hashlib import sha256
+from ipaddress import IPv6Network
 from typing import Any
 
 from twisted.cred.checkers import ICredentialsChecker
@@ -94,13 +150,16 @@ from sipevents.sip.digest import (
     requestDigest,
 )
 from sipevents.sip.message import Request
+from sipevents.sip.routing import normalizeHost
 
 __all__ = [
     "DigestAuthenticator",
+    "FailureBudget",
     "HTDigestChecker",
     "SIPDigestCredentials",
     "SIPUserRealm",
     "portalFromFile",
+    "sourceOf",
 ]
 
 _log = Logger()
@@ -370,6 +429,124 @@ def portalFromFile(path: str, realm: str | None) -> tuple[Portal, str]:
 
 
 @dataclass
+class _Bucket:
+    tokens: float
+    at: float
+
+
+class FailureBudget:
+    """
+    A token bucket of failed authentications per key (a source address or
+    a user name), in a bounded table; see the module docstring.
+
+    A key's bucket holds C{burst} tokens, each failure takes one, and one
+    comes back every C{interval} seconds. A key that is not in the table
+    has a full bucket.
+    """
+
+    def __init__(
+        self, clock: IReactorTime, burst: int, interval: float, maxTracked: int
+    ) -> None:
+        """
+        @param burst: how many failures a key may have in a row.
+        @param interval: seconds for one failure to be forgiven.
+        @param maxTracked: how many keys are tracked at most.
+        @raise ValueError: when C{burst}, C{interval} or C{maxTracked} is
+            not positive.
+        """
+        if burst < 1 or interval <= 0 or maxTracked < 1:
+            raise ValueError("burst, interval and maxTracked must be positive")
+        self.clock = clock
+        self.burst = burst
+        self.interval = interval
+        self.maxTracked = maxTracked
+        # Ordered by last failure, oldest first.
+        self._buckets: OrderedDict[object, _Bucket] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def tokens(self, key: object) -> float:
+        """
+        How many failures C{key} may have now.
+        """
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            return float(self.burst)
+        regained = (self.clock.seconds() - bucket.at) / self.interval
+        return min(float(self.burst), bucket.tokens + regained)
+
+    def allows(self, key: object) -> bool:
+        """
+        Whether C{key} may fail once more now.
+        """
+        return self.tokens(key) >= 1
+
+    def isClean(self, key: object) -> bool:
+        """
+        Whether no failure of C{key} is remembered: it never failed, or its
+        last failure is C{burst * interval} seconds old, when even an empty
+        bucket is full again (or its entry was dropped from a full table).
+        """
+        bucket = self._buckets.get(key)
+        return (
+            bucket is None
+            or self.clock.seconds() - bucket.at >= self.burst * self.interval
+        )
+
+    def retryAfter(self, key: object) -> int:
+        """
+        Whole seconds until C{key} may fail once more (0 when it may now).
+        """
+        return max(0, math.ceil((1 - self.tokens(key)) * self.interval))
+
+    def failed(self, key: object) -> None:
+        """
+        Count a failure of C{key}.
+        """
+        tokens = self.tokens(key)
+        self._prune()
+        self._buckets.pop(key, None)
+        self._buckets[key] = _Bucket(max(0.0, tokens - 1), self.clock.seconds())
+
+    def _prune(self) -> None:
+        """
+        Drop the entries whose bucket is surely full again, then the oldest
+        ones until there is room for one more.
+        """
+        fullAfter = self.burst * self.interval
+        now = self.clock.seconds()
+        while self._buckets:
+            key, oldest = next(iter(self._buckets.items()))
+            if now - oldest.at < fullAfter:
+                break
+            del self._buckets[key]
+        while len(self._buckets) >= self.maxTracked:
+            self._buckets.popitem(last=False)
+
+
+def sourceOf(request: Request) -> str:
+    """
+    Where C{request} came from, as its failures are counted: its top Via's
+    C{received}, which the transport adds whenever the sent-by is not the
+    source address (RFC 3261 section 18.2.1), else the sent-by host, in its
+    canonical form (so that spelling one's address otherwise earns no fresh
+    budget); an IPv6 address as its /64 network, which one site usually
+    holds whole; C{""} without a Via.
+    """
+    via = request.topVia
+    if via is None:
+        return ""
+    host = normalizeHost(via.received or via.host)
+    if ":" not in host:
+        return host
+    try:
+        return str(IPv6Network((host, 64), strict=False))
+    except ValueError:
+        return host
+
+
+@dataclass
 class _Used:
     issuedAt: float
     nc: int
@@ -391,6 +568,11 @@ class DigestAuthenticator:
         nonceLifetime: float = 300.0,
         secret: bytes | None = None,
         maxNonces: int = 10000,
+        sourceBurst: int = 10,
+        sourceInterval: float = 6.0,
+        userBurst: int = 20,
+        userInterval: float = 30.0,
+        maxTracked: int = 10000,
     ) -> None:
         """
         @param portal: logs users in for L{ISIPIdentity}, with
@@ -405,7 +587,16 @@ class DigestAuthenticator:
             is answered with a fresh, not stale, challenge. Give a fixed
             secret (kept private) to keep nonces valid across restarts.
         @param maxNonces: how many used nonces' counts are kept at most.
-        @raise ValueError: for an unsupported or empty list of algorithms.
+        @param sourceBurst: how many failed authentications a source
+            address may have in a row before it is answered C{503}.
+        @param sourceInterval: seconds for a source to regain one.
+        @param userBurst: how many failed authentications a user name may
+            have in a row before only clean sources are checked for it.
+        @param userInterval: seconds for a user name to regain one.
+        @param maxTracked: how many sources, and how many user names, are
+            tracked at most.
+        @raise ValueError: for an unsupported or empty list of algorithms,
+            or a budget that is not positive.
         """
         canonical = [canonicalAlgorithm(a) for a in algorithms]
         if not canonical or None in canonical:
@@ -420,6 +611,8 @@ class DigestAuthenticator:
         self.nonceLifetime = nonceLifetime
         self._secret = secret if secret is not None else secrets.token_bytes(32)
         self.maxNonces = maxNonces
+        self.sources = FailureBudget(clock, sourceBurst, sourceInterval, maxTracked)
+        self.users = FailureBudget(clock, userBurst, userInterval, maxTracked)
         # Keyed by user and nonce: one user's counts never block another's.
         self._used: OrderedDict[tuple[bytes, str], _Used] = OrderedDict()
         # Nonces issued no later than this, and not in _used, are stale: their
@@ -576,10 +769,38 @@ class DigestAuthenticator:
             return fail(self._unauthorized())
         if self._isReplay(credentials):
             return self._replayed(request, credentials)
+        source = sourceOf(request)
+        throttled = self._throttled(source, credentials.username)
+        if throttled is not None:
+            _log.info(
+                "{method} from {user!r} at {source}: too many failed"
+                " authentications; not checked",
+                method=request.method,
+                user=credentials.username.decode(),
+                source=source,
+            )
+            return fail(throttled)
         d = self.portal.login(credentials, None, ISIPIdentity)
         return d.addCallbacks(
             lambda result: self._loggedIn(request, credentials, issuedAt, result[1]),
-            lambda failure: self._refused(request, credentials, failure),
+            lambda failure: self._refused(request, credentials, source, failure),
+        )
+
+    def _throttled(self, source: str, username: bytes) -> SIPError | None:
+        """
+        The C{503} for credentials of C{username} from C{source} when their
+        budgets of failures forbid checking them, else C{None}.
+        """
+        if not self.sources.allows(source):
+            wait = self.sources.retryAfter(source)
+        elif not self.users.allows(username) and not self.sources.isClean(source):
+            wait = self.users.retryAfter(username)
+        else:
+            return None
+        return SIPError(
+            "Too Many Failed Authentications",
+            503,
+            headers=[("Retry-After", str(max(1, wait)))],
         )
 
     def _replayed(
@@ -610,9 +831,15 @@ class DigestAuthenticator:
         return user
 
     def _refused(
-        self, request: Request, credentials: SIPDigestCredentials, failure: Failure
+        self,
+        request: Request,
+        credentials: SIPDigestCredentials,
+        source: str,
+        failure: Failure,
     ) -> Failure:
         if isinstance(failure.value, UnauthorizedLogin):
+            self.sources.failed(source)
+            self.users.failed(credentials.username)
             _log.info(
                 "{method} from {user!r}: credentials refused",
                 method=request.method,

@@ -922,6 +922,33 @@ class _Process(ProcessProtocol):
         self.ended.callback(getattr(reason.value, "exitCode", None))
 
 
+def spawnWatch(testCase: TestCase, *arguments: str) -> tuple[_Process, Any]:
+    """
+    Start C{python -m sipevents.app.watch} with C{arguments} from this
+    checkout (without C{$SIPEVENTS_PASSWORD}); whatever happens, the
+    process does not outlive C{testCase}.
+
+    @return: its protocol and its process transport.
+    """
+    process = _Process()
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [REPOSITORY, *filter(None, [env.get("PYTHONPATH")])]
+    )
+    env.pop("SIPEVENTS_PASSWORD", None)
+    transport = reactor.spawnProcess(  # type: ignore[attr-defined]
+        process,
+        sys.executable,
+        [sys.executable, "-m", "sipevents.app.watch", *arguments],
+        env=env,
+        path=REPOSITORY,
+    )
+    guard = reactor.callLater(60, _kill, transport)  # type: ignore[attr-defined]
+    testCase.addCleanup(_kill, transport)
+    testCase.addCleanup(lambda: guard.cancel() if guard.active() else None)
+    return process, transport
+
+
 class CommandTests(NotifierMixin, TestCase):
     """
     C{python -m sipevents.app.watch} as a separate process, stopped by a real
@@ -940,29 +967,9 @@ class CommandTests(NotifierMixin, TestCase):
         (printed and flushed, though the output is a pipe), send
         C{signalName}, and check that it unsubscribed and exited 0.
         """
-        process = _Process()
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            [REPOSITORY, *filter(None, [env.get("PYTHONPATH")])]
+        process, transport = spawnWatch(
+            self, f"sip:alice@127.0.0.1:{self.udpPort}", "--event", "presence"
         )
-        transport = reactor.spawnProcess(  # type: ignore[attr-defined]
-            process,
-            sys.executable,
-            [
-                sys.executable,
-                "-m",
-                "sipevents.app.watch",
-                f"sip:alice@127.0.0.1:{self.udpPort}",
-                "--event",
-                "presence",
-            ],
-            env=env,
-            path=REPOSITORY,
-        )
-        # Whatever happens, the process does not outlive the test.
-        guard = reactor.callLater(60, _kill, transport)  # type: ignore[attr-defined]
-        self.addCleanup(_kill, transport)
-        self.addCleanup(lambda: guard.cancel() if guard.active() else None)
         yield process.out.waitFor("Subscription-State: active").addErrback(
             lambda failure: self.fail(f"no NOTIFY; stderr: {process.err.getvalue()}")
         )
@@ -1020,36 +1027,19 @@ class AuthenticatedCommandTests(TestCase):
         passwordFile = os.path.join(self.work, "password")
         with open(passwordFile, "w", encoding="utf-8") as f:
             f.write(password + "\n")
-        process = _Process()
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            [REPOSITORY, *filter(None, [env.get("PYTHONPATH")])]
+        process, _ = spawnWatch(
+            self,
+            f"sip:alice@{LOOPBACK}:{self.port}",
+            "--event",
+            "presence",
+            "--once",
+            "--user",
+            "alice",
+            "--password-file",
+            passwordFile,
+            "--t1",
+            "0.05",
         )
-        env.pop("SIPEVENTS_PASSWORD", None)
-        transport = reactor.spawnProcess(  # type: ignore[attr-defined]
-            process,
-            sys.executable,
-            [
-                sys.executable,
-                "-m",
-                "sipevents.app.watch",
-                f"sip:alice@{LOOPBACK}:{self.port}",
-                "--event",
-                "presence",
-                "--once",
-                "--user",
-                "alice",
-                "--password-file",
-                passwordFile,
-                "--t1",
-                "0.05",
-            ],
-            env=env,
-            path=REPOSITORY,
-        )
-        guard = reactor.callLater(60, _kill, transport)  # type: ignore[attr-defined]
-        self.addCleanup(_kill, transport)
-        self.addCleanup(lambda: guard.cancel() if guard.active() else None)
         process.code = yield process.ended
         return process
 

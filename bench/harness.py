@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import os
 import shutil
 import socket
@@ -75,6 +76,7 @@ __all__ = [
     "cpuSeconds",
     "findKamailio",
     "freePort",
+    "htdigestLine",
     "kamailioServer",
     "kamailioVersion",
     "parseArguments",
@@ -476,6 +478,15 @@ class Server:
         )
 
 
+def htdigestLine(user: str, realm: str, password: str) -> str:
+    """
+    One line of a C{twistd sipevents --users} file, as Apache's
+    C{htdigest} writes it: C{user:realm:MD5(user:realm:password)}.
+    """
+    ha1 = hashlib.md5(f"{user}:{realm}:{password}".encode()).hexdigest()
+    return f"{user}:{realm}:{ha1}\n"
+
+
 @contextmanager
 def twistdServer(
     work: str,
@@ -680,6 +691,7 @@ def runScenario(
     service: str | None = None,
     timeout: float | None = None,
     cpuPids: Sequence[int] = (),
+    extra: Sequence[str] = (),
 ) -> Step:
     """
     Run SIPp with C{scenario} against 127.0.0.1:C{port}: C{calls} calls
@@ -695,6 +707,8 @@ def runScenario(
         everything else.
     @param cpuPids: processes whose CPU time (with their children's) to
         measure over the step, in C{step.serverCpu}.
+    @param extra: further SIPp arguments, e.g. C{-au} and C{-ap} for a
+        scenario that authenticates.
     """
     step = Step(rate=rate, calls=calls)
     if timeout is None:
@@ -735,6 +749,7 @@ def runScenario(
         os.path.join(work, f"screen-{tag}.log"),
         "-max_log_size",
         "1000000",
+        *extra,
     ]
     cpuBefore = cpuSeconds(cpuPids)
     with open(os.path.join(work, f"sipp-{tag}.out"), "wb") as out:

@@ -10,7 +10,13 @@ One SIPp call (C{tests/sipp/subscribe_uac.xml}) is a subscriber's life:
     unSUBSCRIBE (in the dialog, Expires: 0) -> 200,
     NOTIFY (terminated;reason=timeout) -> 200
 
-each call on its own resource (C{sip:benchN@127.0.0.1}). The script starts
+each call on its own resource (C{sip:benchN@127.0.0.1}). With C{--auth}
+the server is started with C{--users} (an htdigest file in the work
+directory holding user C{alice}, realm C{127.0.0.1}) and SIPp runs
+C{tests/sipp/auth_subscribe_uac.xml} as alice: the same call, but the
+SUBSCRIBE is challenged (401) and sent again with Digest credentials, and
+the unSUBSCRIBE carries them too (RFC 3261 section 22); each call watches
+C{sip:aliceN@127.0.0.1}. C{--auth} implies C{--no-kamailio}. The script starts
 C{twistd -n sipevents --store memory} on a free loopback port (the
 in-memory store, like Kamailio's C{subs_db_mode=0}; C{--store} chooses
 another), then runs SIPp at rising rates as C{bench.options_load} does:
@@ -33,6 +39,7 @@ Only processes this script started are stopped, by PID.
     python -m bench.subscribe                    # ~3-8 minutes
     python -m bench.subscribe --rates 500,1000,1500 --step-seconds 3
     python -m bench.subscribe --no-kamailio
+    python -m bench.subscribe --auth             # Digest authentication on
     python -m bench.subscribe --store sqlite:bench.sqlite   # ours only
     python -m bench.subscribe --quick            # to see that it runs
 
@@ -52,6 +59,13 @@ from dataclasses import asdict
 from bench import harness
 
 SCENARIO = os.path.join(harness.SIPP_SCENARIOS, "subscribe_uac.xml")
+#: The same call with Digest authentication (C{--auth}).
+AUTH_SCENARIO = os.path.join(harness.SIPP_SCENARIOS, "auth_subscribe_uac.xml")
+#: The one user of C{--auth}: the realm is the address SIPp reaches the
+#: server at, so that SIPp's From C{sip:alice@127.0.0.1} is alice's address
+#: of record.
+AUTH_USER = "alice"
+AUTH_PASSWORD = "bench-wonderland"
 
 #: The smallest settings (C{--quick}): two short steps per server.
 QUICK = {"rates": [100, 200], "step_seconds": 1.0, "refine": 0, "recovery": 2.0}
@@ -74,17 +88,23 @@ def measure(
         return time.monotonic() + args.step_seconds + 10 <= deadline
 
     def runStep(rate: int) -> harness.Step | None:
+        if args.auth:
+            scenario, service = AUTH_SCENARIO, AUTH_USER
+            extra = ["-au", AUTH_USER, "-ap", AUTH_PASSWORD]
+        else:
+            scenario, service, extra = SCENARIO, "bench", []
         step = harness.runScenario(
             sipp,
-            SCENARIO,
+            scenario,
             server.port,
             rate,
             max(1, int(rate * args.step_seconds)),
             server.work,
             f"{name}-r{rate}",
             transport="udp",
-            service="bench",
+            service=service,
             cpuPids=[server.pid],
+            extra=extra,
         )
         seconds = step.serverCpu or 0.0
         perCall = seconds / step.successful * 1000 if step.successful else 0.0
@@ -158,7 +178,20 @@ def arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     harness.addServerOptions(parser, store="memory")
     harness.addKamailioOptions(parser)
-    return harness.parseArguments(parser, argv, QUICK)
+    parser.add_argument(
+        "--auth",
+        action="store_true",
+        help="Digest authentication on: the server runs with --users and "
+        "every SUBSCRIBE is challenged and answered; implies --no-kamailio",
+    )
+    args = harness.parseArguments(parser, argv, QUICK)
+    if args.auth:
+        # The Kamailio configuration here authenticates no one: there is
+        # nothing to compare with.
+        if args.kamailio_only:
+            parser.error("--auth measures sipevents only: not with --kamailio-only")
+        args.no_kamailio = True
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -181,14 +214,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     with harness.workDirectory("sipevents-subscribe-", args.keep) as work:
         print(
-            f"SUBSCRIBE load over UDP on {harness.LOOPBACK}, "
+            f"SUBSCRIBE load over UDP on {harness.LOOPBACK}, authentication "
+            f"{'on (Digest, --users)' if args.auth else 'off'}, "
             f"{args.step_seconds:g} s per step, budget {args.budget:g} s per "
             f"server; work dir {work}"
         )
         if not args.kamailio_only:
+            extra = list(args.twistd_arg)
+            if args.auth:
+                users = os.path.join(work, "users.htdigest")
+                with open(users, "w", encoding="ascii") as f:
+                    f.write(
+                        harness.htdigestLine(AUTH_USER, harness.LOOPBACK, AUTH_PASSWORD)
+                    )
+                extra += ["--users", os.path.abspath(users)]
             try:
                 with harness.twistdServer(
-                    work, args.port, store=args.store, extra=args.twistd_arg
+                    work, args.port, store=args.store, extra=extra
                 ) as server:
                     print(f"sipevents: twistd pid {server.pid}, --store {args.store}")
                     results["sipevents"] = measureOn(server, "sipevents")
@@ -246,6 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "BENCH_SUBSCRIBE "
         + json.dumps(
             {
+                "auth": args.auth,
                 "stepSeconds": args.step_seconds,
                 "store": args.store,
                 "servers": figures,

@@ -14,6 +14,7 @@ what they say, not how fast anything is.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib
 import io
 import os
@@ -173,6 +174,34 @@ class ArgumentsTests(TestCase):
         )
         self.assertIsNone(script("options_load").arguments([]).store)
         self.assertTrue(script("fanout").arguments(["--kamailio-only"]).kamailio_only)
+
+    def test_auth(self) -> None:
+        """
+        C{bench.subscribe --auth} measures sipevents only, with Digest
+        authentication: it implies C{--no-kamailio} and is refused with
+        C{--kamailio-only}; without it authentication is off.
+        """
+        subscribe = script("subscribe")
+        self.assertEqual(
+            (subscribe.arguments([]).auth, subscribe.arguments([]).no_kamailio),
+            (False, False),
+        )
+        args = subscribe.arguments(["--auth", "--quick"])
+        self.assertEqual((args.auth, args.no_kamailio), (True, True))
+        self.assertRaises(
+            SystemExit, subscribe.arguments, ["--auth", "--kamailio-only"]
+        )
+        self.assertIn("--kamailio-only", self.stderr.getvalue())
+
+    def test_htdigestLine(self) -> None:
+        """
+        L{harness.htdigestLine} is C{user:realm:MD5(user:realm:password)},
+        the line Apache's C{htdigest} writes.
+        """
+        self.assertEqual(
+            harness.htdigestLine("alice", "127.0.0.1", "pw"),
+            "alice:127.0.0.1:" + hashlib.md5(b"alice:127.0.0.1:pw").hexdigest() + "\n",
+        )
 
 
 class ProcTests(TestCase):

@@ -19,13 +19,13 @@ environment variable is set, in which case they fail.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from twisted.internet import defer
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import TestCase
 
+from bench.harness import htdigestLine
 from tests.test_sipp import (
     LOOPBACK,
     assertSIPpSucceeded,
@@ -37,15 +37,6 @@ from tests.test_sipp import (
 
 USER = "alice"
 PASSWORD = "wonderland"
-
-
-def htdigestLine(user: str, realm: str, password: str) -> str:
-    """
-    One line of an htdigest file, as Apache's C{htdigest} writes it:
-    C{user:realm:MD5(user:realm:password)}.
-    """
-    ha1 = hashlib.md5(f"{user}:{realm}:{password}".encode()).hexdigest()
-    return f"{user}:{realm}:{ha1}\n"
 
 
 class _AuthenticatedWithSIPp(TestCase):

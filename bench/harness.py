@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import os
 import shutil
 import socket
@@ -45,7 +44,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sipevents.testing import freePort, stopProcess
+from sipevents.testing import freePort, htdigestLine, stopProcess
 from tests.kamailio import (
     MISSING as KAMAILIO_MISSING,
 )
@@ -476,15 +475,6 @@ class Server:
         raise ServerFailed(
             f"{self.name} on {LOOPBACK}:{self.port} never answered OPTIONS\n{tails}"
         )
-
-
-def htdigestLine(user: str, realm: str, password: str) -> str:
-    """
-    One line of a C{twistd sipevents --users} file, as Apache's
-    C{htdigest} writes it: C{user:realm:MD5(user:realm:password)}.
-    """
-    ha1 = hashlib.md5(f"{user}:{realm}:{password}".encode()).hexdigest()
-    return f"{user}:{realm}:{ha1}\n"
 
 
 @contextmanager

@@ -14,7 +14,6 @@ what they say, not how fast anything is.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib
 import io
 import os
@@ -192,16 +191,6 @@ class ArgumentsTests(TestCase):
             SystemExit, subscribe.arguments, ["--auth", "--kamailio-only"]
         )
         self.assertIn("--kamailio-only", self.stderr.getvalue())
-
-    def test_htdigestLine(self) -> None:
-        """
-        L{harness.htdigestLine} is C{user:realm:MD5(user:realm:password)},
-        the line Apache's C{htdigest} writes.
-        """
-        self.assertEqual(
-            harness.htdigestLine("alice", "127.0.0.1", "pw"),
-            "alice:127.0.0.1:" + hashlib.md5(b"alice:127.0.0.1:pw").hexdigest() + "\n",
-        )
 
 
 class ProcTests(TestCase):

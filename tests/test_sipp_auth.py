@@ -25,7 +25,7 @@ from twisted.internet import defer
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import TestCase
 
-from bench.harness import htdigestLine
+from sipevents.testing import htdigestLine
 from tests.test_sipp import (
     LOOPBACK,
     assertSIPpSucceeded,

@@ -6,6 +6,7 @@ notifier and subscriber connected in memory (L{connectedPair}).
 
 from __future__ import annotations
 
+import hashlib
 import signal
 import socket
 import subprocess
@@ -28,6 +29,7 @@ from sipevents.testing import (
     Transmission,
     connectedPair,
     freePort,
+    htdigestLine,
     notifyRequest,
     optionsRequest,
     publishRequest,
@@ -450,6 +452,16 @@ class ProcessHelperTests(SynchronousTestCase):
             udp.bind(("127.0.0.1", port))
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
                 tcp.bind(("127.0.0.1", port))
+
+    def test_htdigestLine(self) -> None:
+        """
+        L{htdigestLine} is C{user:realm:MD5(user:realm:password)}, the
+        line Apache's C{htdigest} writes.
+        """
+        self.assertEqual(
+            htdigestLine("alice", "127.0.0.1", "pw"),
+            "alice:127.0.0.1:" + hashlib.md5(b"alice:127.0.0.1:pw").hexdigest() + "\n",
+        )
 
     def test_stopProcessTerminates(self) -> None:
         """

@@ -46,10 +46,9 @@ from sipevents.events import Credentials, Notification, Termination
 from sipevents.interfaces import IRequestContext, IRequestHandler
 from sipevents.sip.headers import parseEvent, parseSubscriptionState
 from sipevents.sip.message import Request, Response
-from sipevents.testing import sipRequest
+from sipevents.testing import htdigestLine, sipRequest
 from tests.test_client import LOOPBACK, PIDF, WAIT, NotifierMixin
 from tests.test_sipp import freePort, startService
-from tests.test_sipp_auth import htdigestLine
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

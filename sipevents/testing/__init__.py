@@ -26,8 +26,9 @@ sockets and with a L{twisted.internet.task.Clock}:
     - L{makeCertificates}, L{writeCertificates}: a throw-away certificate
       authority and a server certificate it signed, for TLS over loopback.
 
-    - L{freePort}, L{stopProcess}: a loopback port free for UDP and TCP,
-      and stopping by PID a server the test started.
+    - L{freePort}, L{htdigestLine}, L{stopProcess}: a loopback port free
+      for UDP and TCP, a line of a C{--users} file, and stopping by PID a
+      server the test started.
 
 Addresses default to loopback, so nothing built here names a real host.
 C{docs/testing.rst} shows them at work.
@@ -69,7 +70,7 @@ from sipevents.testing.pair import (
     WireTransportLayer,
     connectedPair,
 )
-from sipevents.testing.processes import freePort, stopProcess
+from sipevents.testing.processes import freePort, htdigestLine, stopProcess
 
 __all__ = [
     "ConnectedPair",
@@ -90,6 +91,7 @@ __all__ = [
     "connectStream",
     "connectedPair",
     "freePort",
+    "htdigestLine",
     "makeCertificates",
     "newBranch",
     "newTag",

@@ -1,17 +1,18 @@
 # -*- test-case-name: tests.test_testing -*-
 """
 Helpers for end-to-end tests over real loopback sockets: a port to give a
-server, and stopping a process the test started.
+server, a users file for it, and stopping a process the test started.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import socket
 import subprocess
 
-__all__ = ["freePort", "stopProcess"]
+__all__ = ["freePort", "htdigestLine", "stopProcess"]
 
 
 def freePort(host: str = "127.0.0.1") -> int:
@@ -54,3 +55,13 @@ def stopProcess(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
     except subprocess.TimeoutExpired:
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
+
+
+def htdigestLine(user: str, realm: str, password: str) -> str:
+    """
+    One line of a C{twistd sipevents --users} file, as Apache's
+    C{htdigest} writes it: C{user:realm:MD5(user:realm:password)} (RFC
+    2617 section 3.2.2.2's A1, hashed).
+    """
+    ha1 = hashlib.md5(f"{user}:{realm}:{password}".encode()).hexdigest()
+    return f"{user}:{realm}:{ha1}\n"

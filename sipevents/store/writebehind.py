@@ -39,7 +39,8 @@ fails when the batch carrying it did.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from twisted.internet.defer import Deferred, fail, gatherResults, succeed
@@ -54,6 +55,11 @@ from sipevents.store.workingset import RECENT_VALUES, WorkingSet
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IDelayedCall, IReactorTime
+
+#: The empty side of a one-record change, shared so that a write allocates
+#: only the map of the record it changes.
+_NO_SUBSCRIPTIONS: Mapping[str, SubscriptionRecord | None] = MappingProxyType({})
+_NO_PUBLICATIONS: Mapping[str, PublicationRecord | None] = MappingProxyType({})
 
 #: The longest wait before writing again after failed batches, in seconds.
 MAX_RETRY_DELAY = 10.0
@@ -151,8 +157,8 @@ class WriteBehindStore(WorkingSet):
 
     def _changed(
         self,
-        subscriptions: dict[str, SubscriptionRecord | None],
-        publications: dict[str, PublicationRecord | None],
+        subscriptions: Mapping[str, SubscriptionRecord | None],
+        publications: Mapping[str, PublicationRecord | None],
     ) -> Deferred[None]:
         """
         The working set changed: one record (C{None} once removed), in the
@@ -182,8 +188,8 @@ class WriteBehindStore(WorkingSet):
 
     def _writeNow(
         self,
-        subscriptions: dict[str, SubscriptionRecord | None],
-        publications: dict[str, PublicationRecord | None],
+        subscriptions: Mapping[str, SubscriptionRecord | None],
+        publications: Mapping[str, PublicationRecord | None],
     ) -> Deferred[None]:
         """
         Hand one change to the backend at once. A backend that is durable
@@ -278,8 +284,8 @@ class WriteBehindStore(WorkingSet):
     def _batchDone(
         self,
         ignored: None,
-        subscriptions: dict[str, SubscriptionRecord | None],
-        publications: dict[str, PublicationRecord | None],
+        subscriptions: Mapping[str, SubscriptionRecord | None],
+        publications: Mapping[str, PublicationRecord | None],
     ) -> None:
         """
         A batch is durable: the next one is set going, then its writers
@@ -296,8 +302,8 @@ class WriteBehindStore(WorkingSet):
     def _batchFailed(
         self,
         failure: Failure,
-        subscriptions: dict[str, SubscriptionRecord | None],
-        publications: dict[str, PublicationRecord | None],
+        subscriptions: Mapping[str, SubscriptionRecord | None],
+        publications: Mapping[str, PublicationRecord | None],
     ) -> None:
         """
         A batch failed: log it, put its changes back to be tried again
@@ -393,14 +399,14 @@ class WriteBehindStore(WorkingSet):
         durable.
         """
         self._setSubscription(record)
-        return self._changed({record.key: record}, {})
+        return self._changed({record.key: record}, _NO_PUBLICATIONS)
 
     def removeSubscription(self, key: str) -> Deferred[None]:
         """
         Remove a subscription; fires once the removal is durable.
         """
         self._deleteSubscription(key)
-        return self._changed({key: None}, {})
+        return self._changed({key: None}, _NO_PUBLICATIONS)
 
     def reserveCSeq(
         self, callId: str, localTag: str, remoteTag: str, highWater: int
@@ -430,14 +436,14 @@ class WriteBehindStore(WorkingSet):
         durable.
         """
         self._setPublication(record)
-        return self._changed({}, {record.etag: record})
+        return self._changed(_NO_SUBSCRIPTIONS, {record.etag: record})
 
     def removePublication(self, etag: str) -> Deferred[None]:
         """
         Remove a publication; fires once the removal is durable.
         """
         self._deletePublication(etag)
-        return self._changed({}, {etag: None})
+        return self._changed(_NO_SUBSCRIPTIONS, {etag: None})
 
     def flush(self) -> Deferred[None]:
         """

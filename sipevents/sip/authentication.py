@@ -397,9 +397,13 @@ class HTDigestChecker:
         username = _text(credentials.username)
         realm = getattr(credentials, "realm", None)
         algorithm = getattr(credentials, "algorithm", "MD5").removesuffix("-sess")
-        for (user, userRealm), hashes in self._users.items():
-            if user != username or (realm is not None and userRealm != realm):
-                continue
+        if realm is not None:
+            candidates = [self._users.get((username, realm), {})]
+        else:
+            candidates = [
+                hashes for (user, _), hashes in self._users.items() if user == username
+            ]
+        for hashes in candidates:
             ha1 = hashes.get(algorithm)
             if ha1 is not None and credentials.checkHash(ha1):
                 return succeed(username.encode("utf-8"))
@@ -608,6 +612,9 @@ class DigestAuthenticator:
         self.portal = portal
         self.realm = realm
         self.algorithms = tuple(a for a in canonical if a is not None)
+        # The hash families offered: a -sess variant answers with its base's
+        # HA1 (RFC 7616 section 3.4.2).
+        self._families = frozenset(a.removesuffix("-sess") for a in self.algorithms)
         self.nonceLifetime = nonceLifetime
         self._secret = secret if secret is not None else secrets.token_bytes(32)
         self.maxNonces = maxNonces
@@ -763,9 +770,7 @@ class DigestAuthenticator:
                 user=credentials.username.decode(),
             )
             return fail(self._unauthorized())
-        if credentials.algorithm.removesuffix("-sess") not in {
-            a.removesuffix("-sess") for a in self.algorithms
-        }:
+        if credentials.algorithm.removesuffix("-sess") not in self._families:
             return fail(self._unauthorized())
         if self._isReplay(credentials):
             return self._replayed(request, credentials)
